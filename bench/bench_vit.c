@@ -1,0 +1,156 @@
+/* bench_vit.c — engine speed on ViT-S/16 224 with random weights, batch 16: forward and
+ * forward + input-gradient, images/s and GFLOP/s next to the sgemm rate of this machine
+ * measured in the same run (OpenBLAS with its own threading, and our tiled GEMM), and the
+ * peak resident memory of each mode (each measured in a fresh child process).
+ * Usage: bench_vit [--batch B] [--iters N] [--attn sdpa,quest,qknorm] */
+#include "vit.h"
+#include "vit_ops.h"
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+void openblas_set_num_threads(int);
+
+static uint64_t rng_state = 42;
+static float frand(void) { /* splitmix64 → uniform [-1, 1) */
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (float)((z >> 40) * (1.0 / (1 << 23))) - 1.0f;
+}
+
+static void init_vit_s(vit_model *m, vit_attn attn) {
+    vit_config c = {0};
+    c.img_size = 224, c.patch = 16, c.in_chans = 3, c.dim = 384, c.depth = 12, c.heads = 6, c.mlp_dim = 1536;
+    c.classes = 1000, c.class_token = 1, c.qkv_bias = 1, c.pool = VIT_POOL_TOKEN, c.attn = attn;
+    for (int i = 0; i < 3; i++) c.mean[i] = 0.5f, c.std[i] = 0.5f;
+    if (vit_config_finish(&c) || vit_init(m, &c)) { fprintf(stderr, "bench: %s\n", qb_last_error()); exit(1); }
+    for (size_t i = 0; i < m->num_params; i++) m->params_mem[i] = 0.02f * frand();
+    for (int l = 0; l < c.depth; l++)
+        for (int i = 0; i < c.dim; i++) m->params.ln1w[l * c.dim + i] = m->params.ln2w[l * c.dim + i] = 1.0f;
+    for (int i = 0; i < c.dim; i++) m->params.lnfw[i] = 1.0f;
+    if (attn == VIT_ATTN_QKNORM)
+        for (int i = 0; i < c.depth * c.head_dim; i++) m->params.qnw[i] = m->params.knw[i] = 1.0f;
+}
+
+/* multiply-adds per image, forward (engine.md §1.5) */
+static double forward_flops(const vit_config *c) {
+    double N = c->n_tokens, D = c->dim, F = c->mlp_dim;
+    double mac = c->n_patches * 3.0 * c->patch * c->patch * D +
+                 c->depth * (N * D * 3 * D + 2 * N * N * D + N * D * D + 2 * N * D * F) + D * c->classes;
+    return 2 * mac;
+}
+
+static double sgemm_rate(int own_threading, int M, int N, int K) {
+    float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * N * K), *cc = malloc(sizeof(float) * M * N);
+    for (long i = 0; i < (long)M * K; i++) a[i] = frand();
+    for (long i = 0; i < (long)N * K; i++) b[i] = frand();
+    if (own_threading) openblas_set_num_threads(omp_get_max_threads());
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        double t = qb_now();
+        if (own_threading) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, cc, N);
+        else gemm_tiled(0, 1, M, N, K, 1, a, K, b, K, 0, cc, N);
+        t = qb_now() - t;
+        double r = 2.0 * M * N * K / t / 1e9;
+        if (r > best) best = r;
+    }
+    if (own_threading) openblas_set_num_threads(1);
+    free(a), free(b), free(cc);
+    return best;
+}
+
+typedef struct {
+    double img_s, gflops, peak_mb, arena_mb;
+} result;
+
+/* run in a child so ru_maxrss is this mode's own peak */
+static result run_mode(vit_attn attn, int B, int iters, int backward) {
+    int fd[2];
+    if (pipe(fd)) exit(1);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        vit_model m;
+        init_vit_s(&m, attn);
+        size_t nx = (size_t)B * 3 * 224 * 224;
+        float *x = malloc(nx * sizeof(float)), *dx = malloc(nx * sizeof(float));
+        float *dlog = calloc((size_t)B * 1000, sizeof(float));
+        for (size_t i = 0; i < nx; i++) x[i] = 0.5f + 0.5f * frand();
+        for (int b = 0; b < B; b++) dlog[b * 1000 + b] = 1.0f;
+        vit_mode mode = backward ? VIT_MODE_INPUT_GRAD : VIT_MODE_INFER;
+        vit_forward(&m, x, B, mode, NULL); /* warm-up, allocates */
+        if (backward) vit_backward(&m, dlog, dx);
+        double t = qb_now();
+        for (int it = 0; it < iters; it++) {
+            if (vit_forward(&m, x, B, mode, NULL)) exit(1);
+            if (backward && vit_backward(&m, dlog, dx)) exit(1);
+        }
+        t = qb_now() - t;
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        result r;
+        r.img_s = (double)B * iters / t;
+        r.gflops = r.img_s * forward_flops(&m.cfg) * (backward ? 2.0 : 1.0) / 1e9;
+        r.peak_mb = ru.ru_maxrss / 1024.0;
+        r.arena_mb = (m.acts_bytes + m.num_params * 4.0) / 1048576.0;
+        if (write(fd[1], &r, sizeof r) != sizeof r) exit(1);
+        _exit(0);
+    }
+    close(fd[1]);
+    result r = {0};
+    if (read(fd[0], &r, sizeof r) != sizeof r) fprintf(stderr, "bench: child failed\n");
+    close(fd[0]);
+    waitpid(pid, NULL, 0);
+    return r;
+}
+
+int main(int argc, char **argv) {
+    int B = 16, iters = 3;
+    const char *attns = "sdpa,quest";
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--batch")) B = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--iters")) iters = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--attn")) attns = argv[i + 1];
+    }
+    /* every measurement runs in a fresh child: forking after OpenMP has started threads hangs */
+    double rates[2];
+    int fd[2];
+    if (pipe(fd)) return 1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        rates[0] = sgemm_rate(1, 3152, 1536, 384);
+        rates[1] = sgemm_rate(0, 3152, 1536, 384);
+        if (write(fd[1], rates, sizeof rates) != sizeof rates) _exit(1);
+        _exit(0);
+    }
+    close(fd[1]);
+    if (read(fd[0], rates, sizeof rates) != sizeof rates) return 1;
+    waitpid(pid, NULL, 0);
+    double blas = rates[0], tiled = rates[1];
+    int T = 0;
+    const char *env = getenv("OMP_NUM_THREADS");
+    T = env ? atoi(env) : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    printf("# ViT-S/16 224, batch %d, %d threads, %d timed iterations\n", B, T, iters);
+    printf("sgemm 3152x1536x384: OpenBLAS (own threading) %.1f GFLOP/s; questbench tiled %.1f GFLOP/s\n", blas, tiled);
+    printf("%-7s %-17s %9s %9s %12s %9s %10s\n", "attn", "pass", "images/s", "GFLOP/s", "vs sgemm", "peak MB", "arena MB");
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", attns);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        vit_attn a;
+        if (vit_attn_parse(tok, &a)) continue;
+        for (int bw = 0; bw < 2; bw++) {
+            result r = run_mode(a, B, iters, bw);
+            fflush(stdout);
+            printf("%-7s %-17s %9.2f %9.1f %11.0f%% %9.0f %10.0f\n", tok, bw ? "forward+input-grad" : "forward", r.img_s,
+                   r.gflops, 100 * r.gflops / blas, r.peak_mb, r.arena_mb);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,33 @@
+/* cmd.h — the command entry points and the option handling they share. */
+#ifndef QB_CMD_H
+#define QB_CMD_H
+#include "qb.h"
+#include "model.h"
+
+int cmd_info(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+
+/* Options every command that takes a model accepts. */
+#define QB_MODEL_OPTIONS_HELP                                                                       \
+    "  --attention sdpa|qknorm|quest  attention kind (default: file metadata, else sdpa)\n"        \
+    "  --heads N                      number of heads (default: metadata, else width/64)\n"         \
+    "  --mean a,b,c  --std a,b,c      input normalisation (default: metadata, else ImageNet)\n"     \
+    "  --crop-pct X                   eval resize: shorter side to floor(size/X) (default 0.875)\n" \
+    "  --interpolation bicubic|bilinear|nearest|box  resize filter (default: metadata, else bilinear)\n" \
+    "  --quest-eps X                  QUEST key-norm clamp (default: metadata, else 1e-6)\n"        \
+    "  --threads N                    threads (default: all cores)\n"
+
+/* If argv[*i] is a model option, consume it (and its value) into ov / threads and return 1;
+ * return 0 if it is not one; return -1 after printing an error for a bad value. */
+int cmd_model_option(int argc, char **argv, int *i, qb_model_overrides *ov, int *threads);
+/* Parse a positive integer flag value; -1 after printing an error. */
+int cmd_parse_int(const char *flag, const char *v, long lo, long hi, long *out);
+/* Load a model, printing the notes (defaults/overrides applied) on stderr unless quiet. */
+int cmd_load_model(qb_model *m, const char *path, const qb_model_overrides *ov, int quiet);
+/* Apply --threads (0 = all cores); OpenBLAS is serial, all threading is OpenMP. */
+void cmd_set_threads(int threads);
+/* Print "questbench: <last error>" and return rc. */
+int cmd_fail(int rc);
+
+#endif

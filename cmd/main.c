@@ -1,0 +1,26 @@
+/* main.c — questbench entry point: dispatches to one command per file in cmd/. */
+#include "cmd.h"
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: questbench COMMAND [OPTIONS]\n"
+            "commands:\n"
+            "  info      describe a model file\n"
+            "  predict   classify images, CSV on stdout\n"
+            "  eval      top-1/top-5 accuracy of a model on a data tree\n"
+            "run `questbench COMMAND --help` for a command's options; `questbench --version`.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return QB_EXIT_USAGE; }
+    const char *c = argv[1];
+    if (!strcmp(c, "--version") || !strcmp(c, "version")) { printf("questbench %s\n", QB_VERSION); return 0; }
+    if (!strcmp(c, "--help") || !strcmp(c, "-h") || !strcmp(c, "help")) { usage(stdout); return 0; }
+    if (!strcmp(c, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(c, "predict")) return cmd_predict(argc - 1, argv + 1);
+    if (!strcmp(c, "eval")) return cmd_eval(argc - 1, argv + 1);
+    fprintf(stderr, "questbench: unknown command '%s' (try questbench --help)\n", c);
+    return QB_EXIT_USAGE;
+}

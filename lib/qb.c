@@ -1,0 +1,47 @@
+/* qb.c — error recording, aligned allocation, clock. */
+#include "qb.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static _Thread_local char qb_errbuf[1024];
+
+int qb_error(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(qb_errbuf, sizeof qb_errbuf, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+const char *qb_last_error(void) { return qb_errbuf[0] ? qb_errbuf : "unknown error"; }
+
+void *qb_malloc(size_t bytes) {
+    void *p = NULL;
+    if (bytes == 0) bytes = 64;
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded < bytes || posix_memalign(&p, 64, rounded) != 0) {
+        qb_error(QB_EXIT_FAIL, "out of memory allocating %zu bytes", bytes);
+        return NULL;
+    }
+    return p;
+}
+
+void *qb_calloc(size_t count, size_t size) {
+    size_t bytes;
+    if (qb_mul_overflow(count, size, &bytes)) {
+        qb_error(QB_EXIT_FAIL, "allocation size overflow (%zu x %zu)", count, size);
+        return NULL;
+    }
+    void *p = qb_malloc(bytes);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+double qb_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}

@@ -1,0 +1,72 @@
+/* vit_ops.h — the ViT's layer kernels, each `_forward` beside its `_backward`
+ * (engine.md §2). Outputs first, inputs next, dims last. Backward kernels accumulate
+ * (+=) into parameter gradients; a NULL parameter-gradient pointer skips that work
+ * (input-gradient mode). Reductions over rows run in a fixed order, so results do not
+ * depend on the thread count. */
+#ifndef QB_VIT_OPS_H
+#define QB_VIT_OPS_H
+#include <stddef.h>
+
+/* xn = (x - mean_c) / std_c on (B, C, HW); float32 division as torchvision does. */
+void normalize_forward(float *xn, const float *x, const float *mean, const float *std, int B, int C, int HW);
+/* dx = dxn / std_c (assigns). */
+void normalize_backward(float *dx, const float *dxn, const float *std, int B, int C, int HW);
+
+/* im2col for a stride-P, kernel-P convolution: patches (B, G*G, C*P*P) from img (B, C, G*P, G*P). */
+void im2col_forward(float *patches, const float *img, int B, int C, int G, int P);
+/* col2im (a pure permutation since patches do not overlap): assigns dimg. */
+void im2col_backward(float *dimg, const float *dpatches, int B, int C, int G, int P);
+
+/* C (M,N) = alpha·op(A)·op(B) + beta·C, tiled by shape only, tiles in parallel (deterministic). */
+void gemm_tiled(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                int ldb, float beta, float *C, int ldc);
+
+/* out (M, OUT) = inp (M, IN) · w (OUT, IN)ᵀ + b (OUT, may be NULL); rows of out are ldo apart. */
+void matmul_forward(float *out, int ldo, const float *inp, const float *w, const float *b, int M, int IN, int OUT);
+/* dinp (M, IN) += dout · w (if dinp); dw (OUT, IN) += doutᵀ · inp (if dw); db (OUT) += Σ_rows dout (if db). */
+void matmul_backward(float *dinp, float *dw, float *db, const float *dout, int lddo, const float *inp,
+                     const float *w, int M, int IN, int OUT);
+/* The naive triple loop the BLAS path is tested against (double accumulation). */
+void matmul_forward_naive(float *out, int ldo, const float *inp, const float *w, const float *b, int M, int IN, int OUT);
+
+/* LayerNorm over the last dim D of `rows` rows (rows are ld apart in inp and out). */
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                       int rows, int D, float eps);
+/* dinp (rows, D) += LN backward; dw, db (D) += (may be NULL). */
+void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                        const float *mean, const float *rstd, const float *w, int rows, int D);
+
+/* Exact (erf) GELU, elementwise on n values. */
+void gelu_forward(float *out, const float *inp, size_t n);
+/* dinp = dout ⊙ gelu'(inp) (assigns; dinp may alias dout). */
+void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+
+/* Row softmax in place on (rows, n). */
+void softmax_rows_forward(float *x, int rows, int n);
+
+/* Multi-head attention core on one batch (B images):
+ *   qkv (B, N, 3D) holds q,k,v laid out [3, H, hd];
+ *   out (B, N, D) head outputs concatenated (proj input);
+ *   att (B, H, N, N) softmax probabilities (kept for backward);
+ *   stat (4, B, H, N): qknorm: q mean, q rstd, k mean, k rstd; quest: slot 2 holds ‖k‖;
+ *   qn (4, hd) qknorm's q_norm w, b, k_norm w, b (NULL otherwise);
+ *   scratch: per thread `attention_scratch_floats(N, hd)` floats, nthreads of them. */
+typedef struct {
+    int B, N, D, H, hd;
+    int kind;          /* vit_attn */
+    float scale;       /* logit scale */
+    float eps;         /* qknorm: LN eps; quest: key-norm clamp */
+} attention_dims;
+size_t attention_scratch_floats(int N, int hd);
+void attention_forward(float *out, float *att, float *stat, const float *qkv, const float *qn_w, const float *qn_b,
+                       const float *kn_w, const float *kn_b, float *scratch, const attention_dims *a);
+/* dqkv (B, N, 3D) is assigned; dqn_partial (B*H, 4, hd) receives per-(b,h) partial sums of
+ * dγq, dβq, dγk, dβk for qknorm (NULL to skip), reduced by the caller in fixed order. */
+void attention_backward(float *dqkv, float *dqn_partial, const float *dout, const float *qkv, const float *att,
+                        const float *stat, const float *qn_w, const float *qn_b, const float *kn_w,
+                        const float *kn_b, float *scratch, const attention_dims *a);
+
+/* Column sums in fixed row order: out (n) += Σ_r x[r, :] (rows ld apart). */
+void colsum_accumulate(float *out, const float *x, int rows, int n, int ld);
+
+#endif

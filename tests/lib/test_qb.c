@@ -1,0 +1,38 @@
+/* test_qb.c — lib/qb.c: error recording and checked arithmetic. */
+#include "qbtest.h"
+#include "qb.h"
+#include <string.h>
+
+START_TEST(test_error_roundtrip) {
+    int code = qb_error(QB_EXIT_MODEL, "%s: bad %d", "m.safetensors", 7);
+    ck_assert_int_eq(code, QB_EXIT_MODEL);
+    ck_assert_str_eq(qb_last_error(), "m.safetensors: bad 7");
+}
+END_TEST
+
+START_TEST(test_overflow) {
+    size_t r;
+    ck_assert_int_eq(qb_mul_overflow(SIZE_MAX / 2, 3, &r), 1);
+    ck_assert_int_eq(qb_mul_overflow(1000, 3, &r), 0);
+    ck_assert_uint_eq(r, 3000);
+    ck_assert_int_eq(qb_add_overflow(SIZE_MAX, 1, &r), 1);
+}
+END_TEST
+
+START_TEST(test_malloc_aligned) {
+    float *p = qb_malloc(100);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_eq((uintptr_t)p % 64, 0);
+    free(p);
+}
+END_TEST
+
+Suite *qb_suite(void) {
+    Suite *s = suite_create("qb");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_error_roundtrip);
+    tcase_add_test(tc, test_overflow);
+    tcase_add_test(tc, test_malloc_aligned);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,215 @@
+/* test_vit.c — lib/vit.c against PyTorch: logits, input gradient and every parameter
+ * gradient on the fixtures written by tests/ref/make_vit_fixtures.py; thread-count
+ * determinism; inference/input-grad/full modes agree. */
+#include "qbtest.h"
+#include "model.h"
+#include "safetensors.h"
+#include "vit.h"
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+static const char *FIXTURES[] = {"sdpa_tiny", "qknorm_small", "quest_deep", "quest_avg",
+                                 "sdpa_avg_nocls", "qknorm_f16", "quest_bf16"};
+#define N_FIXTURES 7
+
+typedef struct {
+    qb_model m;
+    st_file ref;
+    float *x, *logits, *dlogits, *dx;
+    int B;
+} fixture;
+
+static float *ref_tensor(st_file *f, const char *name, size_t *n) {
+    const st_tensor *t = st_find(f, name);
+    ck_assert_msg(t != NULL, "reference tensor %s missing", name);
+    float *buf = malloc(t->numel * sizeof(float));
+    ck_assert_int_eq(st_to_f32(f, t, buf), 0);
+    if (n) *n = t->numel;
+    return buf;
+}
+
+static void fixture_open(fixture *fx, const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "vit/%s.safetensors", name);
+    int rc = qb_model_load(&fx->m, qbt_fixture(path), NULL);
+    ck_assert_msg(rc == 0, "load %s: %s", name, qb_last_error());
+    snprintf(path, sizeof path, "vit/%s.ref.safetensors", name);
+    ck_assert_int_eq(st_open(&fx->ref, qbt_fixture(path)), 0);
+    fx->x = ref_tensor(&fx->ref, "x", NULL);
+    fx->logits = ref_tensor(&fx->ref, "logits", NULL);
+    fx->dlogits = ref_tensor(&fx->ref, "dlogits", NULL);
+    fx->dx = ref_tensor(&fx->ref, "dx", NULL);
+    fx->B = (int)st_find(&fx->ref, "x")->shape[0];
+}
+
+static void fixture_close(fixture *fx) {
+    free(fx->x), free(fx->logits), free(fx->dlogits), free(fx->dx);
+    st_close(&fx->ref);
+    qb_model_free(&fx->m);
+}
+
+static double rel_err(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        den += (double)b[i] * b[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+START_TEST(test_logits_match_pytorch) {
+    fixture fx;
+    fixture_open(&fx, FIXTURES[_i]);
+    int K = fx.m.vit.cfg.classes;
+    float *out = malloc(sizeof(float) * fx.B * K);
+    ck_assert_int_eq(vit_forward(&fx.m.vit, fx.x, fx.B, VIT_MODE_INFER, out), 0);
+    float maxabs = 0, maxd = 0;
+    for (int i = 0; i < fx.B * K; i++) {
+        maxabs = fmaxf(maxabs, fabsf(fx.logits[i]));
+        maxd = fmaxf(maxd, fabsf(out[i] - fx.logits[i]));
+    }
+    ck_assert_msg(maxd <= 1e-4f * maxabs, "%s: max |Δlogit| %g > 1e-4·%g", FIXTURES[_i], maxd, maxabs);
+    ck_assert_float_gt(maxabs, 0.1f); /* the fixture is not degenerate */
+    free(out);
+    fixture_close(&fx);
+}
+END_TEST
+
+/* Every parameter gradient and the input gradient within 1e-3 relative error (‖Δ‖/‖ref‖). */
+START_TEST(test_gradients_match_pytorch) {
+    fixture fx;
+    fixture_open(&fx, FIXTURES[_i]);
+    vit_model *vm = &fx.m.vit;
+    size_t nx = (size_t)fx.B * 3 * vm->cfg.img_size * vm->cfg.img_size;
+    float *dx = malloc(nx * sizeof(float));
+    ck_assert_int_eq(vit_forward(vm, fx.x, fx.B, VIT_MODE_FULL, NULL), 0);
+    ck_assert_int_eq(vit_zero_grad(vm), 0);
+    ck_assert_int_eq(vit_backward(vm, fx.dlogits, dx), 0);
+    double e = rel_err(dx, fx.dx, nx);
+    ck_assert_msg(e <= 1e-3, "%s: input gradient relative error %g", FIXTURES[_i], e);
+    /* every reference grad.<key> against the engine's gradient slice for <key> */
+    int compared = 0;
+    for (int i = 0; i < fx.ref.n_tensors; i++) {
+        const st_tensor *t = &fx.ref.tensors[i];
+        if (strncmp(t->name, "grad.", 5)) continue;
+        float *g;
+        size_t n, nref;
+        ck_assert_msg(qb_param_lookup(&vm->cfg, &vm->grads, t->name + 5, &g, &n) == 0, "%s", qb_last_error());
+        float *g_ref = ref_tensor(&fx.ref, t->name, &nref);
+        ck_assert_uint_eq(n, nref);
+        /* relative error ‖Δ‖/‖ref‖ ≤ 1e-3; a floor of 1e-6·√n admits tensors whose exact gradient
+         * is zero, such as k_norm.bias (softmax ignores a shift shared by all keys) */
+        double ge = rel_err(g, g_ref, n), rn = 0, dn = 0;
+        for (size_t j = 0; j < n; j++) rn += (double)g_ref[j] * g_ref[j], dn += ((double)g[j] - g_ref[j]) * ((double)g[j] - g_ref[j]);
+        ck_assert_msg(sqrt(dn) <= 1e-3 * sqrt(rn) + 1e-6 * sqrt((double)n), "%s: gradient of %s relative error %g (|ref| %g)",
+                      FIXTURES[_i], t->name + 5, ge, sqrt(rn));
+        compared++;
+        free(g_ref);
+    }
+    ck_assert_int_gt(compared, 10);
+    free(dx);
+    fixture_close(&fx);
+}
+END_TEST
+
+/* Input-gradient mode gives the same dx as full mode, and logits equal inference mode. */
+START_TEST(test_modes_agree) {
+    fixture fx;
+    fixture_open(&fx, FIXTURES[_i]);
+    vit_model *vm = &fx.m.vit;
+    int K = vm->cfg.classes;
+    size_t nx = (size_t)fx.B * 3 * vm->cfg.img_size * vm->cfg.img_size;
+    float *dx1 = malloc(nx * sizeof(float)), *dx2 = malloc(nx * sizeof(float));
+    float *l0 = malloc(sizeof(float) * fx.B * K), *l1 = malloc(sizeof(float) * fx.B * K);
+    ck_assert_int_eq(vit_forward(vm, fx.x, fx.B, VIT_MODE_INFER, l0), 0);
+    ck_assert_int_eq(vit_forward(vm, fx.x, fx.B, VIT_MODE_INPUT_GRAD, l1), 0);
+    ck_assert_int_eq(memcmp(l0, l1, sizeof(float) * fx.B * K), 0);
+    ck_assert_int_eq(vit_backward(vm, fx.dlogits, dx1), 0);
+    ck_assert_ptr_null(vm->grads_mem); /* input-gradient mode never allocates weight gradients */
+    ck_assert_int_eq(vit_forward(vm, fx.x, fx.B, VIT_MODE_FULL, NULL), 0);
+    ck_assert_int_eq(vit_zero_grad(vm), 0);
+    ck_assert_int_eq(vit_backward(vm, fx.dlogits, dx2), 0);
+    ck_assert_int_eq(memcmp(dx1, dx2, nx * sizeof(float)), 0);
+    free(dx1), free(dx2), free(l0), free(l1);
+    fixture_close(&fx);
+}
+END_TEST
+
+/* Logits, input gradient and weight gradients bit-identical at 1 and 2 threads. */
+START_TEST(test_thread_count_invariance) {
+    fixture fx;
+    fixture_open(&fx, FIXTURES[_i]);
+    vit_model *vm = &fx.m.vit;
+    int K = vm->cfg.classes;
+    size_t nx = (size_t)fx.B * 3 * vm->cfg.img_size * vm->cfg.img_size;
+    float *res[2][3];
+    int saved = omp_get_max_threads();
+    for (int t = 0; t < 2; t++) {
+        omp_set_num_threads(t + 1);
+        res[t][0] = malloc(sizeof(float) * fx.B * K);
+        res[t][1] = malloc(nx * sizeof(float));
+        res[t][2] = malloc(vm->num_params * sizeof(float));
+        ck_assert_int_eq(vit_forward(vm, fx.x, fx.B, VIT_MODE_FULL, res[t][0]), 0);
+        ck_assert_int_eq(vit_zero_grad(vm), 0);
+        ck_assert_int_eq(vit_backward(vm, fx.dlogits, res[t][1]), 0);
+        memcpy(res[t][2], vm->grads_mem, vm->num_params * sizeof(float));
+    }
+    omp_set_num_threads(saved);
+    ck_assert_int_eq(memcmp(res[0][0], res[1][0], sizeof(float) * fx.B * K), 0);
+    ck_assert_int_eq(memcmp(res[0][1], res[1][1], nx * sizeof(float)), 0);
+    ck_assert_int_eq(memcmp(res[0][2], res[1][2], vm->num_params * sizeof(float)), 0);
+    for (int t = 0; t < 2; t++)
+        for (int j = 0; j < 3; j++) free(res[t][j]);
+    fixture_close(&fx);
+}
+END_TEST
+
+/* Batch composition does not change an image's logits beyond float rounding of BLAS
+ * blocking: image 0 alone equals image 0 in the batch. */
+START_TEST(test_batch_independence) {
+    fixture fx;
+    fixture_open(&fx, "quest_deep");
+    vit_model *vm = &fx.m.vit;
+    int K = vm->cfg.classes;
+    float *all = malloc(sizeof(float) * fx.B * K), *one = malloc(sizeof(float) * K);
+    ck_assert_int_eq(vit_forward(vm, fx.x, fx.B, VIT_MODE_INFER, all), 0);
+    ck_assert_int_eq(vit_forward(vm, fx.x, 1, VIT_MODE_INFER, one), 0);
+    for (int k = 0; k < K; k++) ck_assert_float_eq_tol(one[k], all[k], 1e-5f);
+    free(all), free(one);
+    fixture_close(&fx);
+}
+END_TEST
+
+START_TEST(test_backward_rejects_bad_input) {
+    fixture fx;
+    fixture_open(&fx, "sdpa_tiny");
+    vit_model *vm = &fx.m.vit;
+    ck_assert_int_ne(vit_backward(vm, fx.dlogits, NULL), 0); /* no forward yet */
+    ck_assert_ptr_nonnull(strstr(qb_last_error(), "forward"));
+    ck_assert_int_ne(vit_forward(vm, fx.x, 0, VIT_MODE_INFER, NULL), 0);
+    ck_assert_ptr_nonnull(strstr(qb_last_error(), "batch"));
+    ck_assert_int_eq(vit_forward(vm, fx.x, fx.B, VIT_MODE_INFER, NULL), 0);
+    ck_assert_int_ne(vit_backward(vm, fx.dlogits, NULL), 0); /* inference mode keeps nothing */
+    ck_assert_ptr_nonnull(strstr(qb_last_error(), "inference"));
+    ck_assert_int_eq(vit_forward(vm, fx.x, fx.B, VIT_MODE_INPUT_GRAD, NULL), 0);
+    fx.dlogits[1] = NAN;
+    ck_assert_int_ne(vit_backward(vm, fx.dlogits, NULL), 0);
+    ck_assert_ptr_nonnull(strstr(qb_last_error(), "non-finite"));
+    fixture_close(&fx);
+}
+END_TEST
+
+Suite *vit_suite(void) {
+    Suite *s = suite_create("vit");
+    TCase *tc = tcase_create("pytorch");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, test_logits_match_pytorch, 0, N_FIXTURES);
+    tcase_add_loop_test(tc, test_gradients_match_pytorch, 0, N_FIXTURES);
+    tcase_add_loop_test(tc, test_modes_agree, 0, N_FIXTURES);
+    tcase_add_loop_test(tc, test_thread_count_invariance, 0, N_FIXTURES);
+    tcase_add_test(tc, test_batch_independence);
+    tcase_add_test(tc, test_backward_rejects_bad_input);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,59 @@
+/* qbtest.c — helpers shared by the check test suites (linked into run_tests). */
+#include "qbtest.h"
+#include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+
+const char *qbt_fixture(const char *name) {
+    static _Thread_local char buf[4096];
+    const char *dir = getenv("QB_FIXTURES");
+    snprintf(buf, sizeof buf, "%s/%s", dir ? dir : "tests/fixtures", name);
+    return buf;
+}
+
+const char *qbt_bin(void) {
+    const char *b = getenv("QB_BIN");
+    return b ? b : "build/questbench";
+}
+
+const char *qbt_tmpdir(void) {
+    static _Thread_local char buf[256];
+    snprintf(buf, sizeof buf, "/tmp/qbtest.XXXXXX");
+    if (!mkdtemp(buf)) return "/tmp";
+    return buf;
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    size_t got = fread(s, 1, (size_t)n, f);
+    s[got] = 0;
+    fclose(f);
+    return s;
+}
+
+int qbt_run(const char *cmd, char **out, char **err) {
+    const char *d = qbt_tmpdir();
+    char full[8192], po[300], pe[300];
+    snprintf(po, sizeof po, "%s/out", d);
+    snprintf(pe, sizeof pe, "%s/err", d);
+    snprintf(full, sizeof full, "%s >%s 2>%s </dev/null", cmd, po, pe);
+    int st = system(full);
+    if (out) *out = slurp(po);
+    if (err) *err = slurp(pe);
+    unlink(po);
+    unlink(pe);
+    rmdir(d);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+int qbt_write_file(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    size_t w = fwrite(data, 1, n, f);
+    return (fclose(f) == 0 && w == n) ? 0 : -1;
+}
