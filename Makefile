@@ -61,15 +61,17 @@ $(BIN): $(CMD_OBJ) $(LIBQB)
 $(BUILD)/run_tests: $(TEST_OBJ) $(LIBQB)
 	$(CC) $(CFLAGS) $(TEST_OBJ) $(LIBQB) $(CHECK_LIBS) $(LDLIBS) -o $@
 
-$(BUILD)/bench_%: bench/%.c $(LIBQB)
+$(BUILD)/bench/%: bench/%.c $(LIBQB)
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(LIBQB) $(LDLIBS) -o $@
 
 # The test binary finds the CLI through QB_BIN and fixtures through QB_FIXTURES.
 test: $(BIN) $(BUILD)/run_tests
 	QB_BIN=$(abspath $(BIN)) QB_FIXTURES=$(abspath tests/fixtures) $(BUILD)/run_tests
 
-bench: $(BIN) $(BENCH_SRC:bench/%.c=$(BUILD)/bench_%)
-	@for b in $(BENCH_SRC:bench/%.c=$(BUILD)/bench_%); do $$b || exit 1; done
+# Benchmarks print ratios against references measured in the same run (bench/run.sh).
+bench: $(BIN) $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+	BUILD=$(BUILD) bash bench/run.sh
 
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin

@@ -74,8 +74,6 @@ int cmd_eval(int argc, char **argv) {
             qb_model_free(&m);
             return rc;
         }
-    if (ds.classes && ds.n_classes != K)
-        fprintf(stderr, "questbench: note: %s has %d class folders, the model %d classes\n", data, ds.n_classes, K);
 
     FILE *out = NULL;
     char tmp_path[1100] = "";

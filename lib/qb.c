@@ -9,10 +9,13 @@
 static _Thread_local char qb_errbuf[1024];
 
 int qb_error(int code, const char *fmt, ...) {
+    /* format into a scratch buffer first: callers may pass qb_last_error() as an argument */
+    char tmp[sizeof qb_errbuf];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(qb_errbuf, sizeof qb_errbuf, fmt, ap);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    memcpy(qb_errbuf, tmp, sizeof tmp);
     return code;
 }
 

@@ -8,7 +8,11 @@
     X(image_suite) \
     X(resize_suite) \
     X(dataset_suite) \
-    X(vit_suite)
+    X(vit_suite) \
+    X(vit_ops_suite) \
+    X(model_suite) \
+    X(rng_suite) \
+    X(cli_suite)
 
 #define DECLARE(name) Suite *name(void);
 QB_SUITES(DECLARE)

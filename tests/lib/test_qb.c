@@ -7,6 +7,8 @@ START_TEST(test_error_roundtrip) {
     int code = qb_error(QB_EXIT_MODEL, "%s: bad %d", "m.safetensors", 7);
     ck_assert_int_eq(code, QB_EXIT_MODEL);
     ck_assert_str_eq(qb_last_error(), "m.safetensors: bad 7");
+    qb_error(QB_EXIT_MODEL, "%s: %s", "wrapped", qb_last_error()); /* the message may quote itself */
+    ck_assert_str_eq(qb_last_error(), "wrapped: m.safetensors: bad 7");
 }
 END_TEST
 

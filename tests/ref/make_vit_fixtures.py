@@ -160,6 +160,43 @@ def rounded(t, dtype):
     return t
 
 
+def pil_eval_transform(img, size, crop_pct=0.875):
+    """timm eval transform with PIL: shorter side to floor(size/crop_pct) (bicubic), centre
+    crop, ToTensor (torchvision 0.14 semantics restated; torchvision is not installed)."""
+    from PIL import Image
+    scale = math.floor(size / crop_pct)
+    w, h = img.size
+    if w <= h:
+        nw, nh = scale, int(scale * h / w)
+    else:
+        nh, nw = scale, int(scale * w / h)
+    if (nw, nh) != (w, h):
+        img = img.resize((nw, nh), Image.BICUBIC)
+    left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))
+    img = img.crop((left, top, left + size, top + size))
+    t = torch.tensor(list(img.getdata()), dtype=torch.uint8).view(size, size, 3).permute(2, 0, 1)
+    return t.float().div(255.0)
+
+
+def write_predict_fixture(name, params, attn, D, H, L, P, S, pool, cls, g):
+    """Two odd-sized images (PNG and JPEG) and the logits PyTorch gives after PIL's pipeline."""
+    from PIL import Image
+    outs = []
+    for j, (w, h, ext) in enumerate([(37, 29, "png"), (23, 41, "jpg")]):
+        px = (torch.rand(h, w, 3, generator=g) * 255).to(torch.uint8)
+        img = Image.fromarray(px.numpy(), "RGB")
+        path = os.path.join(OUT, f"{name}_img{j}.{ext}")
+        img.save(path, quality=90) if ext == "jpg" else img.save(path)
+        img = Image.open(path).convert("RGB")
+        outs.append(pil_eval_transform(img, S))
+    x = torch.stack(outs)
+    with torch.no_grad():
+        logits = vit_forward(params, x, attn, D, H, L, P, pool, cls)
+    with open(os.path.join(OUT, f"{name}_predict.csv"), "w") as f:
+        for j in range(x.shape[0]):
+            f.write(",".join("%.9g" % v for v in logits[j].tolist()) + "\n")
+
+
 def main():
     torch.set_num_threads(1)
     os.makedirs(OUT, exist_ok=True)
@@ -188,6 +225,8 @@ def main():
         for k, v in leaves.items():
             ref["grad." + k] = v.grad
         write_safetensors(os.path.join(OUT, name + ".ref.safetensors"), ref)
+        if name in ("sdpa_tiny", "quest_deep"):
+            write_predict_fixture(name, params, attn, D, H, L, P, S, pool, cls, g)
         print(f"{name}: {attn} D={D} H={H} L={L} P={P} S={S} K={K} {dtype} max|logit|={logits.abs().max():.3f}")
 
 

@@ -1,0 +1,237 @@
+/* test_cli.c — the questbench binary end to end: predict/eval/info output against PyTorch
+ * and PIL, and one clear stderr line with a documented exit code for each bad input. */
+#include "qbtest.h"
+#include "qb.h"
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char cmd[8192];
+
+static int run(char **out, char **err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int run(char **out, char **err, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = snprintf(cmd, sizeof cmd, "%s ", qbt_bin());
+    vsnprintf(cmd + n, sizeof cmd - (size_t)n, fmt, ap);
+    va_end(ap);
+    return qbt_run(cmd, out, err);
+}
+
+/* exactly one line on stderr, containing `needle` */
+static void assert_one_line_error(const char *err, const char *needle) {
+    ck_assert_ptr_nonnull(err);
+    ck_assert_msg(strstr(err, needle) != NULL, "stderr lacks '%s': %s", needle, err);
+    const char *nl = strchr(err, '\n');
+    ck_assert_msg(nl && nl[1] == 0, "stderr is not one line: %s", err);
+}
+
+/* predict --logits on an odd-sized PNG and JPEG equals PIL resize + PyTorch forward */
+START_TEST(test_predict_matches_pytorch) {
+    const char *names[] = {"sdpa_tiny", "quest_deep"};
+    const char *name = names[_i];
+    char model[512], img0[512], img1[512], ref[512];
+    snprintf(model, sizeof model, "%s", qbt_fixture("vit/"));
+    snprintf(model + strlen(model), sizeof model - strlen(model), "%s.safetensors", name);
+    snprintf(img0, sizeof img0, "%s", qbt_fixture("vit/"));
+    snprintf(img0 + strlen(img0), sizeof img0 - strlen(img0), "%s_img0.png", name);
+    snprintf(img1, sizeof img1, "%s", qbt_fixture("vit/"));
+    snprintf(img1 + strlen(img1), sizeof img1 - strlen(img1), "%s_img1.jpg", name);
+    snprintf(ref, sizeof ref, "%s", qbt_fixture("vit/"));
+    snprintf(ref + strlen(ref), sizeof ref - strlen(ref), "%s_predict.csv", name);
+    char *out, *err;
+    int rc = run(&out, &err, "predict --model %s --logits %s %s", model, img0, img1);
+    ck_assert_msg(rc == 0, "rc %d: %s", rc, err);
+    ck_assert_ptr_nonnull(strstr(out, "path,top1,prob,logit0,logit1"));
+    FILE *f = fopen(ref, "r");
+    ck_assert_ptr_nonnull(f);
+    char *line = strchr(out, '\n') + 1;
+    for (int row = 0; row < 2; row++) {
+        char buf[4096];
+        ck_assert_ptr_nonnull(fgets(buf, sizeof buf, f));
+        /* skip path, top1, prob */
+        char *p = line;
+        for (int c = 0; c < 3; c++) p = strchr(p, ',') + 1;
+        char *r = buf;
+        int k = 0, top = 0;
+        float best = -INFINITY, maxabs = 0, maxd = 0;
+        while (*r && *r != '\n') {
+            float want = strtof(r, &r), got = strtof(p, &p);
+            if (want > best) best = want, top = k;
+            maxabs = fmaxf(maxabs, fabsf(want));
+            maxd = fmaxf(maxd, fabsf(want - got));
+            k++;
+            if (*r == ',') r++;
+            if (*p == ',') p++;
+        }
+        ck_assert_msg(maxd <= 1e-4f * maxabs, "%s image %d: max |Δlogit| %g", name, row, maxd);
+        ck_assert_int_eq(atoi(strchr(line, ',') + 1), top);
+        line = strchr(line, '\n') + 1;
+    }
+    fclose(f);
+    free(out), free(err);
+}
+END_TEST
+
+START_TEST(test_info_reports_architecture) {
+    char *out, *err;
+    int rc = run(&out, &err, "info %s", qbt_fixture("vit/quest_deep.safetensors"));
+    ck_assert_int_eq(rc, 0);
+    ck_assert_ptr_nonnull(strstr(out, "attention: quest"));
+    ck_assert_ptr_nonnull(strstr(out, "num_heads: 4"));
+    ck_assert_ptr_nonnull(strstr(out, "depth: 3"));
+    ck_assert_ptr_nonnull(strstr(out, "img_size: 20"));
+    ck_assert_ptr_nonnull(strstr(out, "interpolation: bicubic"));
+    free(out), free(err);
+    rc = run(&out, &err, "info --heads 2 --attention sdpa %s", qbt_fixture("vit/quest_deep.safetensors"));
+    ck_assert_int_eq(rc, 0);
+    ck_assert_ptr_nonnull(strstr(out, "num_heads: 2"));
+    ck_assert_ptr_nonnull(strstr(out, "attention: sdpa"));
+    ck_assert_ptr_nonnull(strstr(err, "overrides")); /* the override is logged */
+    free(out), free(err);
+}
+END_TEST
+
+/* eval on a tiny ImageFolder: counts, accuracy consistent with predict, atomic --out */
+START_TEST(test_eval_imagefolder) {
+    const char *d = qbt_tmpdir();
+    char path[1024], outcsv[1024];
+    const char *classes[] = {"a", "b"};
+    for (int c = 0; c < 2; c++) {
+        snprintf(path, sizeof path, "%s/data/%s", d, classes[c]);
+        char mk[4200];
+        snprintf(mk, sizeof mk, "mkdir -p %s && cp %s %s/x%d.png && cp %s %s/y%d.jpg", path,
+                 qbt_fixture("vit/sdpa_tiny_img0.png"), path, c, qbt_fixture("vit/sdpa_tiny_img1.jpg"), path, c);
+        ck_assert_int_eq(system(mk), 0);
+    }
+    snprintf(outcsv, sizeof outcsv, "%s/per_image.csv", d);
+    char *out, *err;
+    int rc = run(&out, &err, "eval --model %s --data %s/data --batch 3 --out %s", qbt_fixture("vit/sdpa_tiny.safetensors"),
+                 d, outcsv);
+    ck_assert_msg(rc == 0, "%s", err);
+    ck_assert_ptr_nonnull(strstr(out, "images: 4"));
+    ck_assert_ptr_nonnull(strstr(out, "top1: "));
+    /* the summary's top-1 count equals the per-image rows' correct1 column */
+    int top1 = -1;
+    ck_assert_int_eq(sscanf(strstr(out, "top1: "), "top1: %*f%% (%d/4)", &top1), 1);
+    FILE *f = fopen(outcsv, "r");
+    ck_assert_ptr_nonnull(f);
+    char buf[512];
+    int rows = 0, correct = 0;
+    while (fgets(buf, sizeof buf, f)) {
+        if (rows++ == 0) continue;
+        int label, pred, c1, c5;
+        float prob;
+        ck_assert_int_eq(sscanf(strchr(buf, ',') + 1, "%d,%d,%f,%d,%d", &label, &pred, &prob, &c1, &c5), 5);
+        ck_assert_int_eq(c1, label == pred);
+        ck_assert(prob > 0.1f && prob <= 1.0f);
+        correct += c1;
+    }
+    fclose(f);
+    ck_assert_int_eq(rows, 5);
+    ck_assert_int_eq(correct, top1);
+    free(out), free(err);
+}
+END_TEST
+
+/* Each bad input: the exit code and one line on stderr naming the thing. */
+typedef struct {
+    const char *args;
+    int code;
+    const char *needle;
+} bad_case;
+
+START_TEST(test_bad_inputs) {
+    const char *d = qbt_tmpdir();
+    char p[8][512];
+    /* files to feed */
+    snprintf(p[0], sizeof p[0], "%s/trunc.safetensors", d);
+    FILE *src = fopen(qbt_fixture("vit/sdpa_tiny.safetensors"), "rb");
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, src);
+    fclose(src);
+    qbt_write_file(p[0], buf, n); /* header intact, data cut short */
+    snprintf(p[1], sizeof p[1], "%s/text.png", d);
+    qbt_write_file(p[1], "hello, not an image\n", 20);
+    snprintf(p[2], sizeof p[2], "%s/empty", d);
+    mkdir(p[2], 0755);
+    snprintf(p[3], sizeof p[3], "%s/huge.safetensors", d);
+    uint64_t big = 200000000ull;
+    qbt_write_file(p[3], &big, 8);
+    snprintf(p[4], sizeof p[4], "%s/corrupt.jpg", d);
+    src = fopen(qbt_fixture("vit/sdpa_tiny_img1.jpg"), "rb");
+    n = fread(buf, 1, sizeof buf, src);
+    fclose(src);
+    qbt_write_file(p[4], buf, n / 2);
+    char mk[2048];
+    snprintf(mk, sizeof mk, "mkdir -p %s/data/a && cp %s %s/data/a/", d, qbt_fixture("vit/sdpa_tiny_img0.png"), d);
+    ck_assert_int_eq(system(mk), 0);
+    char m[512]; /* qbt_fixture returns a static buffer: copy it */
+    snprintf(m, sizeof m, "%s", qbt_fixture("vit/sdpa_tiny.safetensors"));
+    char args[32][4096];
+    bad_case cases[32];
+    int nc = 0;
+#define CASE(code_, needle_, ...)                                          \
+    do {                                                                   \
+        snprintf(args[nc], sizeof args[nc], __VA_ARGS__);                  \
+        cases[nc].args = args[nc], cases[nc].code = code_, cases[nc].needle = needle_; \
+        nc++;                                                              \
+    } while (0)
+    CASE(QB_EXIT_USAGE, "unknown command", "frobnicate");
+    CASE(QB_EXIT_USAGE, "unknown option '--bogus'", "predict --model %s --bogus x.png", m);
+    CASE(QB_EXIT_USAGE, "--model is required", "predict x.png");
+    CASE(QB_EXIT_USAGE, "--batch", "predict --model %s --batch 0 x.png", m);
+    CASE(QB_EXIT_USAGE, "--attention", "predict --model %s --attention softmax x.png", m);
+    CASE(QB_EXIT_USAGE, "--mean", "info --mean 1,2 %s", m);
+    CASE(QB_EXIT_USAGE, "--crop-pct", "info --crop-pct 1.5 %s", m);
+    CASE(QB_EXIT_MODEL, "trunc.safetensors", "info %s", p[0]);
+    CASE(QB_EXIT_MODEL, "huge.safetensors", "info %s", p[3]);
+    CASE(QB_EXIT_MODEL, "no_such_model", "info %s/no_such_model.safetensors", d);
+    CASE(QB_EXIT_MODEL, "not a timm VisionTransformer", "info %s", qbt_fixture("vit/sdpa_tiny.ref.safetensors"));
+    CASE(QB_EXIT_MODEL, "q_norm", "info --attention qknorm %s", m);
+    CASE(QB_EXIT_DATA, "text.png", "predict --model %s %s", m, p[1]);
+    CASE(QB_EXIT_DATA, "corrupt.jpg", "predict --model %s %s", m, p[4]);
+    CASE(QB_EXIT_DATA, "empty", "eval --model %s --data %s", m, p[2]);
+    CASE(QB_EXIT_DATA, "missing_dir", "eval --model %s --data %s/missing_dir", m, d);
+    CASE(QB_EXIT_USAGE, "--data is required", "eval --model %s", m);
+    CASE(QB_EXIT_IO, "out.csv", "eval --model %s --data %s/data --out %s/no/such/dir/out.csv", m, d, d);
+    for (int i = 0; i < nc; i++) {
+        char *out, *err;
+        int rc = run(&out, &err, "%s", cases[i].args);
+        ck_assert_msg(rc == cases[i].code, "'%s': exit %d, expected %d (stderr: %s)", cases[i].args, rc, cases[i].code,
+                      err);
+        assert_one_line_error(err, cases[i].needle);
+        ck_assert_msg(out == NULL || out[0] == 0, "'%s' wrote to stdout: %s", cases[i].args, out);
+        free(out), free(err);
+    }
+}
+END_TEST
+
+START_TEST(test_help_and_version) {
+    const char *cmds[] = {"predict", "eval", "info"};
+    char *out, *err;
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(run(&out, &err, "%s --help", cmds[i]), 0);
+        ck_assert_ptr_nonnull(strstr(out, "usage: questbench"));
+        free(out), free(err);
+    }
+    ck_assert_int_eq(run(&out, &err, "--version"), 0);
+    ck_assert_ptr_nonnull(strstr(out, QB_VERSION));
+    free(out), free(err);
+}
+END_TEST
+
+Suite *cli_suite(void) {
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("commands");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, test_predict_matches_pytorch, 0, 2);
+    tcase_add_test(tc, test_info_reports_architecture);
+    tcase_add_test(tc, test_eval_imagefolder);
+    tcase_add_test(tc, test_bad_inputs);
+    tcase_add_test(tc, test_help_and_version);
+    suite_add_tcase(s, tc);
+    return s;
+}
