@@ -33,10 +33,10 @@ int cmd_info(int argc, char **argv) {
            c->img_size, c->patch, c->dim, c->depth, c->heads, c->head_dim, c->mlp_dim);
     printf("num_classes: %d\nclass_token: %d\nglobal_pool: %s\nqkv_bias: %d\n", c->classes, c->class_token,
            c->pool == VIT_POOL_TOKEN ? "token" : "avg", c->qkv_bias);
-    printf("norm_eps: %.9g\nattn_scale: %.9g\n", c->norm_eps, c->attn_scale);
-    if (c->attn == VIT_ATTN_QUEST) printf("quest_eps: %.9g\n", c->quest_eps);
+    printf("norm_eps: %.6g\nattn_scale: %.6g\n", c->norm_eps, c->attn_scale);
+    if (c->attn == VIT_ATTN_QUEST) printf("quest_eps: %.6g\n", c->quest_eps);
     printf("parameters: %zu\n", m.vit.num_params);
-    printf("mean: %.9g,%.9g,%.9g\nstd: %.9g,%.9g,%.9g\n", c->mean[0], c->mean[1], c->mean[2], c->std[0], c->std[1], c->std[2]);
+    printf("mean: %.6g,%.6g,%.6g\nstd: %.6g,%.6g,%.6g\n", c->mean[0], c->mean[1], c->mean[2], c->std[0], c->std[1], c->std[2]);
     printf("crop_pct: %.9g\ninterpolation: %s\n", m.crop_pct, qb_interp_name(m.interp));
     double gmac = 0;
     double N = c->n_tokens, D = c->dim, F = c->mlp_dim;
