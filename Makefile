@@ -26,7 +26,7 @@ CHECK_LIBS  := $(shell pkg-config --libs check 2>/dev/null)
 # -fno-trapping-math only lets GCC if-convert float selects so kernels vectorise; it
 # changes no value (no reassociation, no contraction).
 OPT     ?= -O2 -march=native -fno-trapping-math
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -fopenmp -Wall -Wextra -g -Ilib $(BLAS_CFLAGS) $(PKG_CFLAGS)
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) -fopenmp -Wall -Wextra -g -Ilib $(BLAS_CFLAGS) $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) $(BLAS_LIBS) -fopenmp -lm
 
 LIB_SRC  := $(wildcard lib/*.c corruptions/*.c attacks/*.c reports/*.c)
@@ -40,7 +40,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 LIBQB    := $(BUILD)/libquestbench.a
 BIN      := $(BUILD)/questbench
 
-.PHONY: all test bench install deps clean help demo
+.PHONY: all test test-asan bench install deps clean help demo
 all: $(BIN)
 
 $(BUILD)/%.o: %.c $(wildcard lib/*.h)
@@ -70,6 +70,10 @@ test: $(BIN) $(BUILD)/run_tests
 	QB_BIN=$(abspath $(BIN)) QB_FIXTURES=$(abspath tests/fixtures) $(BUILD)/run_tests
 
 # Benchmarks print ratios against references measured in the same run (bench/run.sh).
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build dir.
+test-asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+
 bench: $(BIN) $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 	BUILD=$(BUILD) bash bench/run.sh
 
