@@ -97,8 +97,9 @@ static int list_dir(const char *path, strvec *dirs, strvec *files) {
     if (!rc && errno) rc = qb_error(QB_EXIT_DATA, "%s: cannot read directory: %s", path, strerror(errno));
     closedir(d);
     if (!rc) {
-        qsort(dirs->v, (size_t)dirs->n, sizeof(char *), cmp_str);
-        qsort(files->v, (size_t)files->n, sizeof(char *), cmp_str);
+        /* qsort on an empty (NULL) list is undefined behaviour */
+        if (dirs->n > 1) qsort(dirs->v, (size_t)dirs->n, sizeof(char *), cmp_str);
+        if (files->n > 1) qsort(files->v, (size_t)files->n, sizeof(char *), cmp_str);
     }
     return rc;
 }
