@@ -11,6 +11,7 @@
     X(vit_suite) \
     X(vit_ops_suite) \
     X(model_suite) \
+    X(loss_suite) \
     X(rng_suite) \
     X(cli_suite)
 
