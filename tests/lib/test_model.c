@@ -30,6 +30,7 @@ static const char *rewrite(const char *drop, const char *extra, const char *resh
     int nm = 0;
     for (int i = 0; i < f.n_meta; i++) {
         if (mkey && !strcmp(f.meta[i].key, mkey)) continue;
+        if (mkey && !strcmp(mkey, "*") && strncmp(f.meta[i].key, "questbench.", 11) == 0) continue;
         meta[nm++] = f.meta[i];
     }
     if (mkey && mval) meta[nm].key = (char *)mkey, meta[nm].value = (char *)mval, nm++;
@@ -126,6 +127,27 @@ START_TEST(test_rejects_inconsistent_files) {
 }
 END_TEST
 
+/* A checkpoint as timm/safetensors write it (metadata {"format":"pt"} only) loads with the
+ * defaults noted, and with --heads gives the same logits as the annotated file. */
+START_TEST(test_plain_timm_checkpoint) {
+    const char *p = rewrite(NULL, NULL, NULL, "*", NULL);
+    qb_model_overrides ov = {0};
+    ov.heads = 2;
+    qb_model plain, annotated;
+    ck_assert_int_eq(qb_model_load(&plain, p, &ov), 0);
+    ck_assert_ptr_nonnull(strstr(plain.notes, "attention: sdpa (no questbench.attn metadata"));
+    ck_assert_ptr_nonnull(strstr(plain.notes, "interpolation: bilinear"));
+    ck_assert_int_eq(qb_model_load(&annotated, qbt_fixture("vit/sdpa_tiny.safetensors"), NULL), 0);
+    float x[2 * 3 * 16 * 16], l1[20], l2[20];
+    for (int i = 0; i < 2 * 3 * 16 * 16; i++) x[i] = (float)((i * 37) % 101) / 100.0f;
+    ck_assert_int_eq(vit_forward(&plain.vit, x, 2, VIT_MODE_INFER, l1), 0);
+    ck_assert_int_eq(vit_forward(&annotated.vit, x, 2, VIT_MODE_INFER, l2), 0);
+    ck_assert_int_eq(memcmp(l1, l2, sizeof l1), 0);
+    qb_model_free(&plain);
+    qb_model_free(&annotated);
+}
+END_TEST
+
 START_TEST(test_param_lookup) {
     qb_model m;
     ck_assert_int_eq(qb_model_load(&m, qbt_fixture("vit/qknorm_small.safetensors"), NULL), 0);
@@ -147,6 +169,7 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_overrides);
     tcase_add_test(tc, test_rejects_inconsistent_files);
     tcase_add_test(tc, test_param_lookup);
+    tcase_add_test(tc, test_plain_timm_checkpoint);
     suite_add_tcase(s, tc);
     return s;
 }
