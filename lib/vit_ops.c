@@ -79,12 +79,19 @@ void openblas_set_num_threads(int);
 __attribute__((constructor)) static void blas_one_thread_per_call(void) { openblas_set_num_threads(1); }
 
 void gemm_tiled(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-                int ldb, float beta, float *C, int ldc) {
-    /* big tiles, halved until there are enough of them to balance threads */
+                int ldb, float beta, float *C, int ldc, int row_group) {
     int tm = 256, tn = 512;
-    while ((long)((M + tm - 1) / tm) * ((N + tn - 1) / tn) < 16 && (tm > 64 || tn > 64)) {
-        if (tn >= tm && tn > 64) tn /= 2;
-        else tm /= 2;
+    if (row_group > 0) {
+        /* one image's rows per tile and a width fixed by N: every image goes through the same
+         * calls wherever it sits in whatever batch, so its results do not depend on either */
+        tm = row_group;
+        tn = N <= 256 ? N : 256;
+    } else {
+        /* big tiles, halved until there are enough of them to balance threads */
+        while ((long)((M + tm - 1) / tm) * ((N + tn - 1) / tn) < 16 && (tm > 64 || tn > 64)) {
+            if (tn >= tm && tn > 64) tn /= 2;
+            else tm /= 2;
+        }
     }
     int nti = (M + tm - 1) / tm, ntj = (N + tn - 1) / tn;
 #pragma omp parallel for schedule(dynamic, 1)
@@ -115,7 +122,8 @@ void colsum_accumulate(float *out, const float *x, int rows, int n, int ld) {
     }
 }
 
-void matmul_forward(float *out, int ldo, const float *inp, const float *w, const float *b, int M, int IN, int OUT) {
+void matmul_forward(float *out, int ldo, const float *inp, const float *w, const float *b, int M, int IN, int OUT,
+                    int rows_per_image) {
     float beta = 0.0f;
     if (b) {
         /* preload the bias so the GEMM adds onto it (beta = 1) */
@@ -123,7 +131,7 @@ void matmul_forward(float *out, int ldo, const float *inp, const float *w, const
         for (int r = 0; r < M; r++) memcpy(out + (size_t)r * ldo, b, (size_t)OUT * sizeof(float));
         beta = 1.0f;
     }
-    gemm_tiled(0, 1, M, OUT, IN, 1.0f, inp, IN, w, IN, beta, out, ldo);
+    gemm_tiled(0, 1, M, OUT, IN, 1.0f, inp, IN, w, IN, beta, out, ldo, rows_per_image);
 }
 
 void matmul_forward_naive(float *out, int ldo, const float *inp, const float *w, const float *b, int M, int IN, int OUT) {
@@ -136,11 +144,11 @@ void matmul_forward_naive(float *out, int ldo, const float *inp, const float *w,
 }
 
 void matmul_backward(float *dinp, float *dw, float *db, const float *dout, int lddo, const float *inp,
-                     const float *w, int M, int IN, int OUT) {
+                     const float *w, int M, int IN, int OUT, int rows_per_image) {
     if (dinp) /* dinp (M, IN) += dout (M, OUT) · w (OUT, IN) */
-        gemm_tiled(0, 0, M, IN, OUT, 1.0f, dout, lddo, w, IN, 1.0f, dinp, IN);
+        gemm_tiled(0, 0, M, IN, OUT, 1.0f, dout, lddo, w, IN, 1.0f, dinp, IN, rows_per_image);
     if (dw) /* dw (OUT, IN) += doutᵀ · inp */
-        gemm_tiled(1, 0, OUT, IN, M, 1.0f, dout, lddo, inp, IN, 1.0f, dw, IN);
+        gemm_tiled(1, 0, OUT, IN, M, 1.0f, dout, lddo, inp, IN, 1.0f, dw, IN, 0);
     if (db) colsum_accumulate(db, dout, M, OUT, lddo);
 }
 

@@ -17,15 +17,20 @@ void im2col_forward(float *patches, const float *img, int B, int C, int G, int P
 /* col2im (a pure permutation since patches do not overlap): assigns dimg. */
 void im2col_backward(float *dimg, const float *dpatches, int B, int C, int G, int P);
 
-/* C (M,N) = alpha·op(A)·op(B) + beta·C, tiled by shape only, tiles in parallel (deterministic). */
+/* C (M,N) = alpha·op(A)·op(B) + beta·C, tiles in parallel, one BLAS thread per tile: results
+ * do not depend on the thread count. row_group > 0: C's rows come in groups of that many
+ * (one image each) and tiles follow the groups, so an image's rows get the same result at
+ * any batch size and position; 0: tiling by shape only (weight gradients). */
 void gemm_tiled(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-                int ldb, float beta, float *C, int ldc);
+                int ldb, float beta, float *C, int ldc, int row_group);
 
-/* out (M, OUT) = inp (M, IN) · w (OUT, IN)ᵀ + b (OUT, may be NULL); rows of out are ldo apart. */
-void matmul_forward(float *out, int ldo, const float *inp, const float *w, const float *b, int M, int IN, int OUT);
+/* out (M, OUT) = inp (M, IN) · w (OUT, IN)ᵀ + b (OUT, may be NULL); rows of out are ldo apart;
+ * the M rows are images of rows_per_image rows each (see gemm_tiled). */
+void matmul_forward(float *out, int ldo, const float *inp, const float *w, const float *b, int M, int IN, int OUT,
+                    int rows_per_image);
 /* dinp (M, IN) += dout · w (if dinp); dw (OUT, IN) += doutᵀ · inp (if dw); db (OUT) += Σ_rows dout (if db). */
 void matmul_backward(float *dinp, float *dw, float *db, const float *dout, int lddo, const float *inp,
-                     const float *w, int M, int IN, int OUT);
+                     const float *w, int M, int IN, int OUT, int rows_per_image);
 /* The naive triple loop the BLAS path is tested against (double accumulation). */
 void matmul_forward_naive(float *out, int ldo, const float *inp, const float *w, const float *b, int M, int IN, int OUT);
 

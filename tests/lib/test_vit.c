@@ -165,18 +165,32 @@ START_TEST(test_thread_count_invariance) {
 }
 END_TEST
 
-/* Batch composition does not change an image's logits beyond float rounding of BLAS
- * blocking: image 0 alone equals image 0 in the batch. */
+/* An image's logits and input gradient are bit-identical whether it is alone or at any
+ * position in a batch (attacks rely on this: batch 1 vs 8 gives the same adversarials). */
 START_TEST(test_batch_independence) {
     fixture fx;
-    fixture_open(&fx, "quest_deep");
+    fixture_open(&fx, FIXTURES[_i]);
     vit_model *vm = &fx.m.vit;
-    int K = vm->cfg.classes;
-    float *all = malloc(sizeof(float) * fx.B * K), *one = malloc(sizeof(float) * K);
-    ck_assert_int_eq(vit_forward(vm, fx.x, fx.B, VIT_MODE_INFER, all), 0);
-    ck_assert_int_eq(vit_forward(vm, fx.x, 1, VIT_MODE_INFER, one), 0);
-    for (int k = 0; k < K; k++) ck_assert_float_eq_tol(one[k], all[k], 1e-5f);
-    free(all), free(one);
+    int K = vm->cfg.classes, B = fx.B;
+    size_t per = (size_t)3 * vm->cfg.img_size * vm->cfg.img_size;
+    float *all = malloc(sizeof(float) * B * K), *dx_all = malloc(sizeof(float) * per * B);
+    float *one = malloc(sizeof(float) * K), *dx_one = malloc(sizeof(float) * per);
+    /* reversed order, so every image sits somewhere else than in the fixture */
+    float *xr = malloc(sizeof(float) * per * B), *dlr = malloc(sizeof(float) * K * B);
+    for (int b = 0; b < B; b++) {
+        memcpy(xr + (size_t)b * per, fx.x + (size_t)(B - 1 - b) * per, per * sizeof(float));
+        memcpy(dlr + (size_t)b * K, fx.dlogits + (size_t)(B - 1 - b) * K, K * sizeof(float));
+    }
+    ck_assert_int_eq(vit_forward(vm, xr, B, VIT_MODE_INPUT_GRAD, all), 0);
+    ck_assert_int_eq(vit_backward(vm, dlr, dx_all), 0);
+    for (int b = 0; b < B; b++) {
+        int src = B - 1 - b;
+        ck_assert_int_eq(vit_forward(vm, fx.x + (size_t)src * per, 1, VIT_MODE_INPUT_GRAD, one), 0);
+        ck_assert_int_eq(vit_backward(vm, fx.dlogits + (size_t)src * K, dx_one), 0);
+        ck_assert_int_eq(memcmp(one, all + (size_t)b * K, K * sizeof(float)), 0);
+        ck_assert_int_eq(memcmp(dx_one, dx_all + (size_t)b * per, per * sizeof(float)), 0);
+    }
+    free(all), free(dx_all), free(one), free(dx_one), free(xr), free(dlr);
     fixture_close(&fx);
 }
 END_TEST
@@ -208,7 +222,7 @@ Suite *vit_suite(void) {
     tcase_add_loop_test(tc, test_gradients_match_pytorch, 0, N_FIXTURES);
     tcase_add_loop_test(tc, test_modes_agree, 0, N_FIXTURES);
     tcase_add_loop_test(tc, test_thread_count_invariance, 0, N_FIXTURES);
-    tcase_add_test(tc, test_batch_independence);
+    tcase_add_loop_test(tc, test_batch_independence, 0, N_FIXTURES);
     tcase_add_test(tc, test_backward_rejects_bad_input);
     suite_add_tcase(s, tc);
     return s;
