@@ -26,7 +26,7 @@ CHECK_LIBS  := $(shell pkg-config --libs check 2>/dev/null)
 # -fno-trapping-math only lets GCC if-convert float selects so kernels vectorise; it
 # changes no value (no reassociation, no contraction).
 OPT     ?= -O2 -march=native -fno-trapping-math
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) -fopenmp -Wall -Wextra -g -Ilib $(BLAS_CFLAGS) $(PKG_CFLAGS)
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(SAN) -fopenmp -Wall -Wextra -g -Ilib -Iattacks -Icorruptions -Ireports $(BLAS_CFLAGS) $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) $(BLAS_LIBS) -fopenmp -lm
 
 LIB_SRC  := $(wildcard lib/*.c corruptions/*.c attacks/*.c reports/*.c)
@@ -43,11 +43,11 @@ BIN      := $(BUILD)/questbench
 .PHONY: all test test-asan bench install deps clean help demo
 all: $(BIN)
 
-$(BUILD)/%.o: %.c $(wildcard lib/*.h)
+$(BUILD)/%.o: %.c $(wildcard lib/*.h attacks/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/tests/%.o: tests/%.c $(wildcard lib/*.h tests/*.h)
+$(BUILD)/tests/%.o: tests/%.c $(wildcard lib/*.h attacks/*.h tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -c $< -o $@
 

@@ -7,6 +7,8 @@
 int cmd_info(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_attack(int argc, char **argv);
+int cmd_corrupt(int argc, char **argv);
 
 /* Options every command that takes a model accepts. */
 #define QB_MODEL_OPTIONS_HELP                                                                       \

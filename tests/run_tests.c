@@ -13,6 +13,8 @@
     X(model_suite) \
     X(loss_suite) \
     X(rng_suite) \
+    X(corruptions_suite) \
+    X(attacks_suite) \
     X(cli_suite)
 
 #define DECLARE(name) Suite *name(void);

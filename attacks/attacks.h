@@ -1,0 +1,122 @@
+/* attacks.h — white-box and black-box evasion attacks on the engine's input gradients.
+ * Spec: ../shared/docs/attacks.md. Everything runs in [0,1] pixel space on the
+ * preprocessed image; normalisation is the model's first op.
+ *
+ * Shared conventions:
+ *  - x, xadv are (n, 3, S, S) float pixels; y are labels in [0, K); ids are per-image
+ *    stable ids (qb_image_id of the relative path) that key every random draw, so an
+ *    image's result never depends on batch size, batch order or thread count.
+ *  - The engine is called one image at a time (qb_attack_ws.engine_batch = 1 by default):
+ *    the engine's GEMMs round differently with the row position in a batch, so this is
+ *    what makes results bit-identical for --batch 1 vs 8. Elementwise work is batched.
+ *  - Per-channel scale s_c: the attack's space is pixel space (s = 1) or the model's
+ *    normalised input (s = std): a step or ball of radius r in attack space is r·s_c in
+ *    pixels, and norms are taken of δ_c / s_c (attacks.md §9). The range is always [0,1]
+ *    in pixels (the corrected variant of §10).
+ *  - sign(0) = 0, as torch.sign. */
+#ifndef QB_ATTACKS_H
+#define QB_ATTACKS_H
+#include "qb.h"
+#include "vit.h"
+
+typedef enum { QB_NORM_LINF = 0, QB_NORM_L2 = 1 } qb_norm;
+typedef enum { QB_LOSS_CE = 0, QB_LOSS_MARGIN = 1, QB_LOSS_DLR = 2, QB_LOSS_DLR_T = 3 } qb_loss;
+typedef enum {
+    QB_ATK_FGSM = 0, /* FGSM (L∞) or FGM (L2): one step of size ε */
+    QB_ATK_PGD,      /* torchattacks PGD / PGDL2, restarts keep the first success */
+    QB_ATK_APGD_CE,  /* AutoAttack APGD with cross-entropy */
+    QB_ATK_APGD_T,   /* AutoAttack APGD-T: targeted DLR over the top non-true classes */
+    QB_ATK_FAB_T,    /* targeted FAB (not implemented yet: returns QB_EXIT_USAGE) */
+    QB_ATK_SQUARE,   /* Square L∞, margin loss, gradient-free */
+    QB_ATK_COUNT
+} qb_attack_kind;
+
+const char *qb_attack_name(qb_attack_kind k);         /* "fgsm", "pgd", "apgd-ce", ... */
+int qb_attack_parse(const char *s, qb_attack_kind *k); /* 0 or QB_EXIT_USAGE */
+const char *qb_norm_name(qb_norm n);                   /* "linf" | "l2" */
+
+typedef struct {
+    qb_norm norm;
+    float eps;         /* radius in the attack space (> 0) */
+    float step;        /* PGD step α in the attack space; ≤ 0: ε/4 (L∞) or ε/5 (L2), torchattacks' ratios */
+    int steps;         /* iterations (PGD, APGD, FAB) or queries (Square); ≤ 0: the attack's default */
+    int restarts;      /* ≥ 1 */
+    int random_start;  /* PGD only (APGD always starts at random, FGSM never) */
+    uint64_t seed;
+    float scale[3];    /* pixel δ per unit of attack-space δ, per channel (1 or std) */
+    int n_targets;     /* APGD-T / FAB-T target classes; ≤ 0: 9 (clipped to K − 1) */
+    float rho;         /* APGD checkpoint threshold; ≤ 0: 0.75 */
+    float p_init;      /* Square; ≤ 0: 0.8 */
+} qb_attack_cfg;
+
+/* Defaults of one attack (steps, restarts) for a config whose fields are ≤ 0. */
+int qb_attack_default_steps(qb_attack_kind k);
+
+/* Workspace: buffers for up to `cap` images, allocated once. Counters accumulate over
+ * calls (the sanity report). */
+typedef struct {
+    vit_model *m;
+    int cap, K, S;
+    size_t d;             /* 3·S·S */
+    int engine_batch;     /* images per engine call (1: batch-size invariant) */
+    float *logits, *dlogits; /* (cap, K) */
+    float *grad;          /* (cap, d) loss gradient w.r.t. pixels */
+    float *buf[8];        /* (cap, d) scratch for the attacks */
+    float *vec[8];        /* (cap) per-image scalars */
+    int *ivec[8];         /* (cap) per-image ints */
+    uint64_t *ids;        /* (cap) compacted image ids */
+    double *dscratch;     /* APGD: (n_iter + 4, cap) losses, grown on demand */
+    size_t dscratch_len;
+    long zero_grad;       /* images whose start gradient was exactly zero (APGD, attacks.md §11.6) */
+    long nonfinite;       /* NaN/Inf seen in logits or gradients */
+} qb_attack_ws;
+
+int qb_attack_ws_init(qb_attack_ws *ws, vit_model *m, int cap);
+void qb_attack_ws_free(qb_attack_ws *ws);
+
+/* Run one attack on n ≤ cap images; xadv receives the returned points. The caller
+ * decides success with a fresh forward on xadv (attacks.md §11.4). Errors: QB_EXIT_USAGE
+ * (bad config), QB_EXIT_DATA (label outside the classes), QB_EXIT_FAIL (non-finite values). */
+int qb_attack_run(qb_attack_ws *ws, qb_attack_kind kind, const qb_attack_cfg *cfg, const float *x, const int *y,
+                  const uint64_t *ids, int n, float *xadv);
+
+/* ---- losses (losses.c) --------------------------------------------------------------- */
+/* Per-sample loss of one logit row (K classes, label y, target t for DLR_T) and, when dz
+ * != NULL, its gradient w.r.t. the logits. CE and DLR are ascended; MARGIN (z_y − max_{j≠y}
+ * z_j) is what Square minimises. Sorting for DLR: value descending, then index ascending. */
+double qb_loss_eval(qb_loss kind, const float *z, int K, int y, int t, float *dz);
+int qb_argmax(const float *z, int K);                  /* first index of the maximum */
+int qb_rank_class(const float *z, int K, int r);       /* index of the r-th largest logit (r ≥ 1) */
+
+/* Forward + per-sample loss + input gradient for n images (engine in chunks of
+ * ws->engine_batch). t may be NULL (untargeted). grad may be NULL (forward only). Fills
+ * ws->logits; loss (n) may be NULL. */
+int qb_attack_loss_grad(qb_attack_ws *ws, const float *x, int n, const int *y, const int *t, qb_loss kind,
+                        double *loss, float *grad);
+/* Forward only: logits into ws->logits, predictions into pred (n). */
+int qb_attack_predict(qb_attack_ws *ws, const float *x, int n, int *pred);
+
+/* ---- building blocks exposed for tests ------------------------------------------------ */
+/* Norm of a pixel-space δ measured in attack space (δ_c / s_c). */
+double qb_attack_norm(qb_norm norm, const float *delta, size_t plane, const float scale[3]);
+/* torchattacks PGD step from xt with gradient g: L∞ sign step / L2 normalised step, then
+ * projection onto the ε-ball around x and clip to [0,1]. n images of d = 3·plane. */
+void qb_pgd_step(const qb_attack_cfg *cfg, float step, const float *x, const float *xt, const float *g, int n,
+                 size_t plane, float *xnext);
+/* PGD random start for one image (stream keyed by seed, id, restart). */
+void qb_pgd_random_start(const qb_attack_cfg *cfg, const float *x, uint64_t id, int restart, size_t plane,
+                         float *x0);
+/* FGSM/FGM from a gradient: L∞ clip01(x + ε·s_c·sign g), L2 clip01(x + ε·s·ĝ). */
+void qb_fgsm_step(const qb_attack_cfg *cfg, const float *x, const float *g, int n, size_t plane, float *xadv);
+
+/* APGD checkpoint schedule: the iteration counts (1-based, completed iterations) at which
+ * the step size may be halved, for N iterations; returns how many (≤ cap written). */
+int qb_apgd_checkpoints(int n_iter, int *out, int cap);
+/* The halving decision at a checkpoint for one image: loss_steps[j] (j = 0..n_iter−1,
+ * stride `stride` between iterations) with Python's wrap-around at index −1. */
+int qb_apgd_should_halve(const double *loss_steps, int stride, int n_iter, int i, int k, double rho,
+                         int reduced_last, double best_last, double best);
+/* Square's window side at iteration `it` for an h×w image (p_init, no rescaling). */
+int qb_square_side(int it, float p_init, int h, int w);
+
+#endif

@@ -1,0 +1,71 @@
+/* bench_corrupt.c — speed of the 19 corruptions × 5 severities on 224 px images, one thread:
+ * ms per image for each corruption (its 5 severities together) and for all 95, next to the
+ * Python references measured on this machine (issue 5: bethgelab imagecorruptions 1.1.2
+ * 1.08 s per image for all 95, hendrycks make_imagenet_c.py 7.4 s). Target ≤ 50 ms.
+ * Images: the 4 reference crops from $QUESTBENCH_DATA (else ../shared/data)/corruption-ref,
+ * or synthetic ones when absent. Usage: bench_corrupt [--rounds N] */
+#include "../corruptions/corruptions.h"
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define N_IMG 4
+
+int main(int argc, char **argv) {
+    int rounds = 2;
+    for (int i = 1; i + 1 < argc; i += 2)
+        if (!strcmp(argv[i], "--rounds")) rounds = atoi(argv[i + 1]);
+    if (rounds < 1) rounds = 1;
+    omp_set_num_threads(1);
+    const char *dd = getenv("QUESTBENCH_DATA");
+    char data[1024];
+    snprintf(data, sizeof data, "%s", dd && *dd ? dd : "../shared/data");
+    static const char *names[N_IMG] = {"n01440764", "n02007558", "n02112137", "n02526121"};
+    const int S = 224;
+    uint8_t *img[N_IMG], *out = malloc((size_t)S * S * 3);
+    int synthetic = 0;
+    for (int i = 0; i < N_IMG; i++) {
+        char p[1200];
+        snprintf(p, sizeof p, "%s/corruption-ref/imagenet/clean/%s.png", data, names[i]);
+        qb_image im;
+        if (qb_image_load(&im, p) == 0 && im.w == S && im.h == S) img[i] = im.rgb;
+        else {
+            synthetic = 1;
+            img[i] = malloc((size_t)S * S * 3);
+            for (int k = 0; k < S * S * 3; k++) img[i][k] = (uint8_t)((k * 37 + i * 11 + (k / (S * 3)) * 5) & 255);
+        }
+    }
+    char fdir[1200];
+    snprintf(fdir, sizeof fdir, "%s/frost", data);
+    qb_frost frost;
+    int have_frost = qb_frost_load(&frost, fdir, QB_PRESET_IMAGENET) == 0;
+    qb_corrupt_ctx ctx = {QB_PRESET_IMAGENET, S, have_frost ? &frost : NULL};
+    printf("== corruptions: 19 x 5 severities, 224 px, 1 thread, %d images x %d rounds%s ==\n", N_IMG, rounds,
+           synthetic ? " (synthetic images: reference crops not found)" : "");
+    double total = 0;
+    for (int c = 0; c < QB_N_CORRUPTIONS; c++) {
+        if (c == qb_corruption_find("frost") && !have_frost) {
+            printf("%-18s   skipped (frost textures not found at %s)\n", qb_corruptions[c].name, fdir);
+            continue;
+        }
+        double t0 = qb_now();
+        for (int r = 0; r < rounds; r++)
+            for (int i = 0; i < N_IMG; i++)
+                for (int s = 1; s <= 5; s++)
+                    if (qb_corrupt(out, img[i], c, s, QB_CRNG_COUNTER, (uint64_t)r, (uint64_t)i, &ctx)) {
+                        fprintf(stderr, "bench_corrupt: %s\n", qb_last_error());
+                        return 1;
+                    }
+        double ms = 1000.0 * (qb_now() - t0) / (rounds * N_IMG);
+        total += ms;
+        printf("%-18s %8.2f ms/image (5 severities)\n", qb_corruptions[c].name, ms);
+    }
+    printf("all 95             %8.2f ms/image  (target <= 50 ms)\n", total);
+    printf("-- vs Python on this machine (issue 5): imagecorruptions 1.1.2 1080 ms -> %.1fx, "
+           "make_imagenet_c.py 7400 ms -> %.1fx\n", 1080.0 / total, 7400.0 / total);
+    if (have_frost) qb_frost_free(&frost);
+    for (int i = 0; i < N_IMG; i++) free(img[i]);
+    free(out);
+    return 0;
+}

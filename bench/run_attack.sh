@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# PGD-10 L-inf on ViT-S/16 224: questbench attack vs PyTorch 1.13 in the same run (called by bench/run.sh).
+set -uo pipefail
+BUILD=${BUILD:-build}
+cd "$(dirname "$0")/.."
+PY=/usr/bin/python3
+threads=${OMP_NUM_THREADS:-$(nproc)}
+images=${QB_BENCH_ATTACK_IMAGES:-4}
+echo "== attack: PGD-10 L-inf, ViT-S/16 224, $images images, $threads threads =="
+qb_out=$("$BUILD/bench/bench_attack" --images "$images") || exit 1
+echo "$qb_out"
+if [ -x "$PY" ] && "$PY" -c "import torch" 2>/dev/null; then
+    torch_out=$("$PY" bench/torch_attack.py --threads "$threads" --images "$images") || exit 1
+    echo "$torch_out"
+    while read -r _ attn _ rate; do
+        echo "$qb_out" | awk -v a="$attn" -v t="$rate" '$1=="questbench" && $2==a {
+            printf "%-6s %-16s questbench %7.3f  pytorch %7.3f img/s  ratio %5.2fx\n", a, $3, $4, t, $4 / t }'
+    done <<< "$torch_out"
+else
+    echo "(PyTorch reference skipped: /usr/bin/python3 with torch not found)"
+fi

@@ -1,0 +1,215 @@
+/* digital.c — contrast, elastic_transform, pixelate, jpeg_compression and the extra saturate
+ * (corruptions.md 4.12–4.15, 4.19), plus the libjpeg round trip and JPEG writer. */
+#include "prims.h"
+#include <math.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <jpeglib.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---------------- contrast ---------------- */
+
+static const double contrast_c[3][5] = {{0.4, 0.3, 0.2, 0.1, 0.05}, {0.4, 0.3, 0.2, 0.1, 0.05}, {0.75, 0.5, 0.4, 0.3, 0.15}};
+
+int qb_contrast(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
+    (void)rng;
+    double c = contrast_c[ctx->preset][sev - 1];
+    size_t n = (size_t)ctx->S * ctx->S;
+    double m[3] = {0, 0, 0};
+    for (size_t p = 0; p < n; p++)
+        for (int k = 0; k < 3; k++) m[k] += in[3 * p + k] / 255.0;
+    for (int k = 0; k < 3; k++) m[k] /= (double)n;
+    for (size_t p = 0; p < n; p++)
+        for (int k = 0; k < 3; k++) out[3 * p + k] = qbc_out8((in[3 * p + k] / 255.0 - m[k]) * c + m[k]);
+    return 0;
+}
+
+/* ---------------- elastic_transform ---------------- */
+
+/* (alpha, sigma, affine) multipliers of the side: imagenet uses the literal 244 */
+static const double elastic_mult[3][5][3] = {
+    {{2, 0.7, 0.1}, {2, 0.08, 0.2}, {0.05, 0.01, 0.02}, {0.07, 0.01, 0.02}, {0.12, 0.01, 0.02}},
+    {{0, 0, 0.08}, {0.05, 0.3, 0.06}, {0.1, 0.08, 0.06}, {0.1, 0.03, 0.03}, {0.16, 0.03, 0.02}},
+    {{0, 0, 0.08}, {0.05, 0.2, 0.07}, {0.08, 0.06, 0.06}, {0.1, 0.04, 0.05}, {0.1, 0.03, 0.03}}};
+
+int qb_elastic_transform(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
+    int S = ctx->S;
+    double base = ctx->preset == QB_PRESET_IMAGENET ? 244.0 : (double)S;
+    const double *mu = elastic_mult[ctx->preset][sev - 1];
+    double alpha = base * mu[0], sigma = base * mu[1], aff = base * mu[2];
+    size_t n = (size_t)S * S;
+    float *v = malloc(n * 3 * sizeof(float)), *w = malloc(n * 3 * sizeof(float));
+    float *dxf = malloc(n * sizeof(float)), *dyf = malloc(n * sizeof(float));
+    double *U = malloc(n * sizeof(double));
+    int rc = 0;
+    if (!v || !w || !dxf || !dyf || !U) { rc = qb_error(QB_EXIT_FAIL, "elastic_transform: out of memory"); goto done; }
+    for (size_t i = 0; i < n * 3; i++) v[i] = (float)in[i] / 255.0f;
+    /* random affine on three points around the centre */
+    float cs = (float)(S / 2), q = (float)(S / 3);
+    float p1[6] = {cs + q, cs + q, cs + q, cs - q, cs - q, cs - q}, p2[6];
+    for (int i = 0; i < 6; i++) p2[i] = p1[i] + (float)(-aff + 2 * aff * qb_crng_uniform(rng));
+    double A[6];
+    qbc_affine_from_points(p1, p2, A);
+    qbc_warp_affine_f32(w, v, S, A);
+    /* displacement fields: uniform(−1, 1), Gaussian-smoothed with reflect, t = 3, times alpha */
+    for (int f = 0; f < 2 && !rc; f++) {
+        float *d = f == 0 ? dxf : dyf;
+        for (size_t i = 0; i < n; i++) U[i] = -1.0 + 2.0 * qb_crng_uniform(rng);
+        rc = qbc_gauss_f64(U, S, S, 1, sigma, 1, 3.0);
+        for (size_t i = 0; i < n; i++) d[i] = (float)(U[i] * alpha);
+    }
+    if (rc) goto done;
+    /* map_coordinates(order=1, mode='reflect') at (i + dy, j + dx) */
+    for (int i = 0; i < S; i++)
+        for (int j = 0; j < S; j++) {
+            double r = (double)i + (double)dyf[(size_t)i * S + j], c = (double)j + (double)dxf[(size_t)i * S + j];
+            double rf = floor(r), cf = floor(c);
+            double tr = r - rf, tc = c - cf;
+            int r0 = qbc_reflect((int)rf, S), r1 = qbc_reflect((int)rf + 1, S);
+            int c0 = qbc_reflect((int)cf, S), c1 = qbc_reflect((int)cf + 1, S);
+            for (int k = 0; k < 3; k++) {
+                double t = (double)w[((size_t)r0 * S + c0) * 3 + k] * (1 - tr) * (1 - tc);
+                t += (double)w[((size_t)r0 * S + c1) * 3 + k] * (1 - tr) * tc;
+                t += (double)w[((size_t)r1 * S + c0) * 3 + k] * tr * (1 - tc);
+                t += (double)w[((size_t)r1 * S + c1) * 3 + k] * tr * tc;
+                out[((size_t)i * S + j) * 3 + k] = qbc_out8f((float)t);
+            }
+        }
+done:
+    free(v), free(w), free(dxf), free(dyf), free(U);
+    return rc;
+}
+
+/* ---------------- pixelate ---------------- */
+
+static const double pixelate_c[3][5] = {{0.6, 0.5, 0.4, 0.3, 0.25}, {0.9, 0.8, 0.7, 0.6, 0.5}, {0.95, 0.9, 0.85, 0.75, 0.65}};
+
+int qb_pixelate(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
+    (void)rng;
+    int S = ctx->S, m = (int)(S * pixelate_c[ctx->preset][sev - 1]);
+    qb_image src = {S, S, (uint8_t *)in}, small, big;
+    int rc = qb_resize(&small, &src, m, m, QB_INTERP_BOX);
+    if (rc) return rc;
+    rc = qb_resize(&big, &small, S, S, QB_INTERP_BOX);
+    qb_image_free(&small);
+    if (rc) return rc;
+    memcpy(out, big.rgb, (size_t)S * S * 3);
+    qb_image_free(&big);
+    return 0;
+}
+
+/* ---------------- JPEG through libjpeg ---------------- */
+
+typedef struct {
+    struct jpeg_error_mgr mgr; /* first member: libjpeg passes a pointer to it */
+    jmp_buf jb;
+} jerr_t;
+
+static void jerr_exit(j_common_ptr ci) { longjmp(((jerr_t *)ci->err)->jb, 1); }
+static void jerr_msg(j_common_ptr ci, int level) { (void)ci, (void)level; }
+
+/* Encode RGB8 with Pillow's defaults (quality q with baseline-clamped tables, 4:2:0, ISLOW). */
+static int jpeg_encode(unsigned char **buf, unsigned long *size, const uint8_t *rgb, int w, int h, int q) {
+    struct jpeg_compress_struct ci;
+    jerr_t je;
+    ci.err = jpeg_std_error(&je.mgr);
+    je.mgr.error_exit = jerr_exit, je.mgr.emit_message = jerr_msg;
+    *buf = NULL, *size = 0;
+    if (setjmp(je.jb)) {
+        jpeg_destroy_compress(&ci);
+        free(*buf);
+        *buf = NULL;
+        return qb_error(QB_EXIT_FAIL, "jpeg: encoder failed");
+    }
+    jpeg_create_compress(&ci);
+    jpeg_mem_dest(&ci, buf, size);
+    ci.image_width = (JDIMENSION)w, ci.image_height = (JDIMENSION)h, ci.input_components = 3, ci.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&ci);
+    jpeg_set_quality(&ci, q, TRUE);
+    ci.dct_method = JDCT_ISLOW;
+    jpeg_start_compress(&ci, TRUE);
+    while (ci.next_scanline < ci.image_height) {
+        JSAMPROW row = (JSAMPROW)(rgb + (size_t)ci.next_scanline * w * 3);
+        jpeg_write_scanlines(&ci, &row, 1);
+    }
+    jpeg_finish_compress(&ci);
+    jpeg_destroy_compress(&ci);
+    return 0;
+}
+
+int qb_jpeg_roundtrip(uint8_t *out, const uint8_t *in, int w, int h, int quality) {
+    unsigned char *buf;
+    unsigned long size;
+    int rc = jpeg_encode(&buf, &size, in, w, h, quality);
+    if (rc) return rc;
+    struct jpeg_decompress_struct di;
+    jerr_t je;
+    di.err = jpeg_std_error(&je.mgr);
+    je.mgr.error_exit = jerr_exit, je.mgr.emit_message = jerr_msg;
+    if (setjmp(je.jb)) {
+        jpeg_destroy_decompress(&di);
+        free(buf);
+        return qb_error(QB_EXIT_FAIL, "jpeg: decoder failed");
+    }
+    jpeg_create_decompress(&di);
+    jpeg_mem_src(&di, buf, size);
+    jpeg_read_header(&di, TRUE);
+    di.out_color_space = JCS_RGB;
+    di.dct_method = JDCT_ISLOW;
+    jpeg_start_decompress(&di);
+    while (di.output_scanline < di.output_height) {
+        JSAMPROW row = (JSAMPROW)(out + (size_t)di.output_scanline * w * 3);
+        jpeg_read_scanlines(&di, &row, 1);
+    }
+    jpeg_finish_decompress(&di);
+    jpeg_destroy_decompress(&di);
+    free(buf);
+    return 0;
+}
+
+int qb_image_save_jpeg(const qb_image *img, const char *path, int quality) {
+    unsigned char *buf;
+    unsigned long size;
+    int rc = jpeg_encode(&buf, &size, img->rgb, img->w, img->h, quality);
+    if (rc) return rc;
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    int bad = !f || fwrite(buf, 1, size, f) != size;
+    if (f && fclose(f)) bad = 1;
+    if (!bad && rename(tmp, path)) bad = 1;
+    free(buf);
+    if (bad) { unlink(tmp); return qb_error(QB_EXIT_IO, "%s: cannot write", path); }
+    return 0;
+}
+
+static const int jpeg_quality[3][5] = {{25, 18, 15, 10, 7}, {65, 58, 50, 40, 25}, {80, 65, 58, 50, 40}};
+
+int qb_jpeg_compression(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
+    (void)rng;
+    return qb_jpeg_roundtrip(out, in, ctx->S, ctx->S, jpeg_quality[ctx->preset][sev - 1]);
+}
+
+/* ---------------- saturate ---------------- */
+
+static const double saturate_params[3][5][2] = {
+    {{0.3, 0}, {0.1, 0}, {2, 0}, {5, 0.1}, {20, 0.2}},
+    {{0.3, 0}, {0.1, 0}, {2, 0}, {5, 0.1}, {30, 0.2}},
+    {{0.3, 0}, {0.1, 0}, {1.5, 0}, {2, 0.1}, {2.5, 0.2}}};
+
+int qb_saturate(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
+    (void)rng;
+    double mult = saturate_params[ctx->preset][sev - 1][0], add = saturate_params[ctx->preset][sev - 1][1];
+    size_t n = (size_t)ctx->S * ctx->S;
+    for (size_t p = 0; p < n; p++) {
+        double rgb[3] = {in[3 * p] / 255.0, in[3 * p + 1] / 255.0, in[3 * p + 2] / 255.0}, hsv[3];
+        qbc_rgb2hsv(rgb, hsv);
+        double s = hsv[1] * mult + add;
+        hsv[1] = s < 0 ? 0 : s > 1 ? 1 : s;
+        qbc_hsv2rgb(hsv, rgb);
+        for (int k = 0; k < 3; k++) out[3 * p + k] = qbc_out8(rgb[k]);
+    }
+    return 0;
+}

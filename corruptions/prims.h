@@ -1,0 +1,73 @@
+/* prims.h — the library primitives the reference corruptions call (corruptions.md §3, P1–P14),
+ * reimplemented to match SciPy / scikit-image / OpenCV / ImageMagick / Pillow numerics. Internal. */
+#ifndef QB_CORRUPTIONS_PRIMS_H
+#define QB_CORRUPTIONS_PRIMS_H
+#include "corruptions.h"
+
+/* P1: scipy.ndimage.gaussian_filter over axes 0 and 1 of an (h, w, c) interleaved array,
+ * channels independent. reflect = 0: mode 'nearest'; 1: SciPy 'reflect'. f64 and f32 flavours
+ * (f32 stores each pass's result in f32, as SciPy does). */
+int qbc_gauss_f64(double *a, int h, int w, int c, double sigma, int reflect, double truncate);
+int qbc_gauss_f32(float *a, int h, int w, int c, double sigma, int reflect, double truncate);
+
+/* P5: clipped_zoom of an S×S×c array by factor z (scipy zoom order 1, corner aligned). */
+int qbc_clipped_zoom_f64(double *out, const double *in, int S, int c, double z);
+int qbc_clipped_zoom_f32(float *out, const float *in, int S, int c, double z);
+
+/* P6: ImageMagick motion blur of an 8-bit (h, w, c) image. */
+int qbc_motion_blur_u8(uint8_t *out, const uint8_t *in, int h, int w, int c, double radius, double sigma,
+                       double angle_deg);
+
+/* P7: plasma fractal N×N (N power of two) with decay d, values in [0, 1]. */
+void qbc_plasma(double *a, int N, double decay, qb_crng *rng);
+
+/* P8: scikit-image rgb2hsv / hsv2rgb on one pixel (f64). */
+void qbc_rgb2hsv(const double rgb[3], double hsv[3]);
+void qbc_hsv2rgb(const double hsv[3], double rgb[3]);
+
+/* P11: OpenCV warpAffine(INTER_LINEAR, BORDER_REFLECT_101) of an S×S×3 f32 image with the
+ * forward affine A (2×3) — inverted internally, 1/32-pixel fixed-point mapping. */
+void qbc_warp_affine_f32(float *out, const float *in, int S, const double A[6]);
+/* OpenCV getAffineTransform(src, dst) for three (x, y) points. */
+void qbc_affine_from_points(const float src[6], const float dst[6], double A[6]);
+
+/* P13: OpenCV pieces used by spatter (uint8 / f32, single channel, h×w). */
+void qbc_canny(uint8_t *out, const uint8_t *in, int h, int w, int lo, int hi);
+void qbc_distance_transform(float *out, const uint8_t *in, int h, int w);
+void qbc_blur3_f32(float *out, const float *in, int h, int w);
+void qbc_blur3_u8(uint8_t *out, const uint8_t *in, int h, int w);
+void qbc_equalize_hist(uint8_t *out, const uint8_t *in, int n);
+void qbc_filter2d_u8_3x3(uint8_t *out, const uint8_t *in, int h, int w, const double k[9]);
+
+/* NumPy's float64 → uint8 cast (truncation; x86 wraps values ≥ 256, NaN → 0). */
+static inline uint8_t qbc_trunc8(double v) {
+    if (!(v == v)) return 0;
+    if (v >= 0 && v < 256) return (uint8_t)v;
+    if (v > -2147483648.0 && v < 2147483648.0) return (uint8_t)(int32_t)v;
+    return 0;
+}
+/* 255·clip01(v), truncated (the caller's np.uint8 of the reference's float result). */
+static inline uint8_t qbc_out8(double v) {
+    v = v < 0 ? 0 : v > 1 ? 1 : v;
+    return (uint8_t)(v * 255.0);
+}
+static inline uint8_t qbc_out8f(float v) {
+    v = v < 0 ? 0 : v > 1 ? 1 : v;
+    return (uint8_t)(v * 255.0f);
+}
+static inline int qbc_reflect101(int i, int n) {
+    if (n == 1) return 0;
+    int p = 2 * n - 2;
+    i %= p;
+    if (i < 0) i += p;
+    return i < n ? i : p - i;
+}
+static inline int qbc_reflect(int i, int n) {
+    int p = 2 * n;
+    i %= p;
+    if (i < 0) i += p;
+    return i < n ? i : p - 1 - i;
+}
+static inline int qbc_clampi(int i, int lo, int hi) { return i < lo ? lo : i > hi ? hi : i; }
+
+#endif

@@ -1,0 +1,268 @@
+/* weather.c — snow, frost, fog, brightness and the extra spatter (corruptions.md 4.8–4.11, 4.18). */
+#include "prims.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------- snow ---------------- */
+
+static const double snow_params[3][5][7] = {
+    {{0.1, 0.3, 3, 0.5, 10, 4, 0.8}, {0.2, 0.3, 2, 0.5, 12, 4, 0.7}, {0.55, 0.3, 4, 0.9, 12, 8, 0.7},
+     {0.55, 0.3, 4.5, 0.85, 12, 8, 0.65}, {0.55, 0.3, 2.5, 0.85, 12, 12, 0.55}},
+    {{0.1, 0.2, 1, 0.6, 8, 3, 0.8}, {0.1, 0.2, 1, 0.5, 10, 4, 0.8}, {0.15, 0.3, 1.75, 0.55, 10, 4, 0.7},
+     {0.25, 0.3, 2.25, 0.6, 12, 6, 0.65}, {0.3, 0.3, 1.25, 0.65, 14, 12, 0.6}},
+    {{0.1, 0.2, 1, 0.6, 8, 3, 0.95}, {0.1, 0.2, 1, 0.5, 10, 4, 0.9}, {0.15, 0.3, 1.75, 0.55, 10, 4, 0.9},
+     {0.25, 0.3, 2.25, 0.6, 12, 6, 0.85}, {0.3, 0.3, 1.25, 0.65, 14, 12, 0.8}}};
+
+int qb_snow(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
+    const double *c = snow_params[ctx->preset][sev - 1];
+    int S = ctx->S;
+    size_t n = (size_t)S * S;
+    double *layer = calloc(n, sizeof(double)), *Z = malloc(n * sizeof(double)); /* calloc: quiets a false -Wmaybe-uninitialized */
+    uint8_t *N8 = malloc(n), *L8 = malloc(n);
+    if (!layer || !Z || !N8 || !L8) { free(layer), free(Z), free(N8), free(L8); return qb_error(QB_EXIT_FAIL, "snow: out of memory"); }
+    for (size_t i = 0; i < n; i++) layer[i] = c[0] + c[1] * qb_crng_normal(rng);
+    int rc = qbc_clipped_zoom_f64(Z, layer, S, 1, c[2]);
+    for (size_t i = 0; i < n && !rc; i++) {
+        double v = Z[i] < c[3] ? 0 : Z[i];
+        v = v < 0 ? 0 : v > 1 ? 1 : v;
+        N8[i] = (uint8_t)(v * 255.0);
+    }
+    double angle = -135.0 + 90.0 * qb_crng_uniform(rng);
+    if (!rc) rc = qbc_motion_blur_u8(L8, N8, S, S, 1, c[4], c[5], angle);
+    if (!rc) {
+        float blend = (float)c[6], rest = (float)(1.0 - c[6]);
+        for (int i = 0; i < S; i++)
+            for (int j = 0; j < S; j++) {
+                const uint8_t *p = in + ((size_t)i * S + j) * 3;
+                float v[3] = {(float)(p[0] / 255.0), (float)(p[1] / 255.0), (float)(p[2] / 255.0)};
+                float g = v[0] * 0.299f + v[1] * 0.587f + v[2] * 0.114f;
+                float hi = g * 1.5f + 0.5f;
+                double L1 = L8[(size_t)i * S + j] / 255.0, L2 = L8[(size_t)(S - 1 - i) * S + (S - 1 - j)] / 255.0;
+                for (int k = 0; k < 3; k++) {
+                    float vv = blend * v[k] + rest * (v[k] > hi ? v[k] : hi);
+                    out[((size_t)i * S + j) * 3 + k] = qbc_out8(((double)vv + L1) + L2);
+                }
+            }
+    }
+    free(layer), free(Z), free(N8), free(L8);
+    return rc;
+}
+
+/* ---------------- frost ---------------- */
+
+static const double frost_params[3][5][2] = {
+    {{1, 0.4}, {0.8, 0.6}, {0.7, 0.7}, {0.65, 0.7}, {0.6, 0.75}},
+    {{1, 0.3}, {0.9, 0.4}, {0.8, 0.45}, {0.75, 0.5}, {0.7, 0.55}},
+    {{1, 0.2}, {1, 0.3}, {0.9, 0.4}, {0.85, 0.4}, {0.75, 0.45}}};
+
+/* P14: cv2.resize(T, (0,0), fx=f, fy=f, INTER_LINEAR) on RGB8, OpenCV's fixed-point path. */
+static int cv_resize_linear(uint8_t **dst, int *dw, int *dh, const uint8_t *src, int w, int h, double f) {
+    int W = (int)nearbyint(w * f), H = (int)nearbyint(h * f);
+    double scale = 1.0 / f;
+    int *x0 = malloc((size_t)W * sizeof(int)), *xw = malloc((size_t)W * sizeof(int));
+    int *t = malloc((size_t)W * 3 * 2 * sizeof(int));
+    uint8_t *out = malloc((size_t)W * H * 3);
+    if (!x0 || !xw || !t || !out) { free(x0), free(xw), free(t), free(out); return qb_error(QB_EXIT_FAIL, "frost: out of memory"); }
+    for (int d = 0; d < W; d++) {
+        float fx = (float)((d + 0.5) * scale - 0.5);
+        int sx = (int)floorf(fx);
+        fx -= (float)sx;
+        if (sx < 0) fx = 0, sx = 0;
+        if (sx >= w - 1) fx = 0, sx = w - 1;
+        x0[d] = sx, xw[d] = (int)nearbyintf((1.0f - fx) * 2048.0f);
+    }
+    for (int dy = 0; dy < H; dy++) {
+        float fy = (float)((dy + 0.5) * scale - 0.5);
+        int sy = (int)floorf(fy);
+        fy -= (float)sy;
+        if (sy < 0) fy = 0, sy = 0;
+        if (sy >= h - 1) fy = 0, sy = h - 1;
+        int b0 = (int)nearbyintf((1.0f - fy) * 2048.0f), b1 = 2048 - b0;
+        for (int r = 0; r < 2; r++) {
+            int yy = sy + r < h ? sy + r : h - 1;
+            const uint8_t *row = src + (size_t)yy * w * 3;
+            for (int d = 0; d < W; d++) {
+                int xa = x0[d], xb = xa + 1 < w ? xa + 1 : w - 1, a0 = xw[d], a1 = 2048 - a0;
+                for (int k = 0; k < 3; k++) t[(r * W + d) * 3 + k] = a0 * row[xa * 3 + k] + a1 * row[xb * 3 + k];
+            }
+        }
+        for (int i = 0; i < W * 3; i++) {
+            int v = ((b0 * (t[i] >> 4)) >> 16) + ((b1 * (t[W * 3 + i] >> 4)) >> 16);
+            v = (v + 2) >> 2;
+            out[(size_t)dy * W * 3 + i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+    }
+    free(x0), free(xw), free(t);
+    *dst = out, *dw = W, *dh = H;
+    return 0;
+}
+
+const char *qb_frost_default_dir(char *buf, size_t len) {
+    const char *d = getenv("QUESTBENCH_DATA");
+    if (d && *d) snprintf(buf, len, "%s/frost", d);
+    else snprintf(buf, len, "../shared/data/frost");
+    return buf;
+}
+
+int qb_frost_load(qb_frost *f, const char *dir, qb_preset p) {
+    static const char *names[5] = {"frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg"};
+    memset(f, 0, sizeof *f);
+    int S = qb_preset_size(p);
+    for (int i = 0; i < 5; i++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        qb_image img;
+        int rc = qb_image_load(&img, path);
+        if (rc) {
+            qb_frost_free(f);
+            return qb_error(QB_EXIT_DATA, "frost texture %s: cannot load (%s); set QUESTBENCH_DATA or --frost-dir", path,
+                            qb_last_error());
+        }
+        if (p == QB_PRESET_IMAGENET) f->rgb[i] = img.rgb, f->w[i] = img.w, f->h[i] = img.h;
+        else {
+            rc = cv_resize_linear(&f->rgb[i], &f->w[i], &f->h[i], img.rgb, img.w, img.h,
+                                  p == QB_PRESET_TINYIMAGENET ? 0.3 : 0.2);
+            qb_image_free(&img);
+            if (rc) { qb_frost_free(f); return rc; }
+        }
+        if (f->w[i] <= S || f->h[i] <= S) {
+            qb_frost_free(f);
+            return qb_error(QB_EXIT_DATA, "frost texture %s: too small for the %s preset", path, qb_preset_name(p));
+        }
+    }
+    return 0;
+}
+
+void qb_frost_free(qb_frost *f) {
+    for (int i = 0; i < 5; i++) free(f->rgb[i]), f->rgb[i] = NULL;
+}
+
+int qb_frost_corrupt(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
+    if (!ctx->frost || !ctx->frost->rgb[0]) return qb_error(QB_EXIT_DATA, "frost: textures not loaded");
+    const double *c = frost_params[ctx->preset][sev - 1];
+    int S = ctx->S;
+    int idx = (int)qb_crng_randint(rng, 0, 5);
+    const qb_frost *f = ctx->frost;
+    int r0 = (int)qb_crng_randint(rng, 0, f->h[idx] - S), c0 = (int)qb_crng_randint(rng, 0, f->w[idx] - S);
+    for (int i = 0; i < S; i++)
+        for (int j = 0; j < S; j++)
+            for (int k = 0; k < 3; k++) {
+                double v = c[0] * in[((size_t)i * S + j) * 3 + k] +
+                           c[1] * f->rgb[idx][((size_t)(r0 + i) * f->w[idx] + (c0 + j)) * 3 + k];
+                out[((size_t)i * S + j) * 3 + k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+            }
+    return 0;
+}
+
+/* ---------------- fog ---------------- */
+
+static const double fog_params[3][5][2] = {
+    {{1.5, 2}, {2, 2}, {2.5, 1.7}, {2.5, 1.5}, {3, 1.4}},
+    {{0.4, 3}, {0.7, 3}, {1, 2.5}, {1.5, 2}, {2, 1.75}},
+    {{0.2, 3}, {0.5, 3}, {0.75, 2.5}, {1, 2}, {1.5, 1.75}}};
+
+int qb_fog(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
+    const double *c = fog_params[ctx->preset][sev - 1];
+    int S = ctx->S, N = ctx->preset == QB_PRESET_IMAGENET ? 256 : S;
+    double *F = malloc((size_t)N * N * sizeof(double));
+    if (!F) return qb_error(QB_EXIT_FAIL, "fog: out of memory");
+    size_t n = (size_t)S * S * 3;
+    uint8_t mx8 = 0;
+    for (size_t i = 0; i < n; i++) if (in[i] > mx8) mx8 = in[i];
+    double M = mx8 / 255.0;
+    qbc_plasma(F, N, c[1], rng);
+    for (int i = 0; i < S; i++)
+        for (int j = 0; j < S; j++)
+            for (int k = 0; k < 3; k++) {
+                double u = in[((size_t)i * S + j) * 3 + k] / 255.0 + c[0] * F[(size_t)i * N + j];
+                out[((size_t)i * S + j) * 3 + k] = qbc_out8(u * M / (M + c[0]));
+            }
+    free(F);
+    return 0;
+}
+
+/* ---------------- brightness ---------------- */
+
+static const double brightness_c[3][5] = {{0.1, 0.2, 0.3, 0.4, 0.5}, {0.1, 0.2, 0.3, 0.4, 0.5}, {0.05, 0.1, 0.15, 0.2, 0.3}};
+
+int qb_brightness(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
+    (void)rng;
+    double c = brightness_c[ctx->preset][sev - 1];
+    size_t n = (size_t)ctx->S * ctx->S;
+    for (size_t p = 0; p < n; p++) {
+        double rgb[3] = {in[3 * p] / 255.0, in[3 * p + 1] / 255.0, in[3 * p + 2] / 255.0}, hsv[3];
+        qbc_rgb2hsv(rgb, hsv);
+        double v = hsv[2] + c;
+        hsv[2] = v < 0 ? 0 : v > 1 ? 1 : v;
+        qbc_hsv2rgb(hsv, rgb);
+        for (int k = 0; k < 3; k++) out[3 * p + k] = qbc_out8(rgb[k]);
+    }
+    return 0;
+}
+
+/* ---------------- spatter ---------------- */
+
+static const double spatter_params[3][5][6] = {
+    {{0.65, 0.3, 4, 0.69, 0.6, 0}, {0.65, 0.3, 3, 0.68, 0.6, 0}, {0.65, 0.3, 2, 0.68, 0.5, 0},
+     {0.65, 0.3, 1, 0.65, 1.5, 1}, {0.67, 0.4, 1, 0.65, 1.5, 1}},
+    {{0.62, 0.1, 0.7, 0.7, 0.6, 0}, {0.65, 0.1, 0.8, 0.7, 0.6, 0}, {0.65, 0.3, 1, 0.69, 0.6, 0},
+     {0.65, 0.1, 0.7, 0.68, 0.6, 1}, {0.65, 0.1, 0.5, 0.67, 0.6, 1}},
+    {{0.62, 0.1, 0.7, 0.7, 0.5, 0}, {0.65, 0.1, 0.8, 0.7, 0.5, 0}, {0.65, 0.3, 1, 0.69, 0.5, 0},
+     {0.65, 0.1, 0.7, 0.69, 0.6, 1}, {0.65, 0.1, 0.5, 0.68, 0.6, 1}}};
+
+int qb_spatter(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
+    const double *c = spatter_params[ctx->preset][sev - 1];
+    int S = ctx->S;
+    size_t n = (size_t)S * S;
+    double *Lq = malloc(n * sizeof(double));
+    float *fa = malloc(n * sizeof(float)), *fb = malloc(n * sizeof(float));
+    uint8_t *L8 = malloc(n), *u1 = malloc(n), *u2 = malloc(n);
+    int rc = 0;
+    if (!Lq || !fa || !fb || !L8 || !u1 || !u2) { rc = qb_error(QB_EXIT_FAIL, "spatter: out of memory"); goto done; }
+    for (size_t i = 0; i < n; i++) Lq[i] = c[0] + c[1] * qb_crng_normal(rng);
+    if ((rc = qbc_gauss_f64(Lq, S, S, 1, c[2], 0, 4.0))) goto done;
+    for (size_t i = 0; i < n; i++) if (Lq[i] < c[3]) Lq[i] = 0;
+    if (c[5] == 0) { /* water */
+        for (size_t i = 0; i < n; i++) L8[i] = qbc_trunc8(Lq[i] * 255.0);
+        qbc_canny(u1, L8, S, S, 50, 150);
+        for (size_t i = 0; i < n; i++) u1[i] = (uint8_t)(255 - u1[i]);
+        qbc_distance_transform(fa, u1, S, S);
+        for (size_t i = 0; i < n; i++) if (fa[i] > 20.0f) fa[i] = 20.0f;
+        qbc_blur3_f32(fb, fa, S, S);
+        for (size_t i = 0; i < n; i++) u1[i] = (uint8_t)fb[i];
+        qbc_equalize_hist(u2, u1, (int)n);
+        static const double ker[9] = {-2, -1, 0, -1, 1, 1, 0, 1, 2};
+        qbc_filter2d_u8_3x3(u1, u2, S, S, ker);
+        qbc_blur3_u8(u2, u1, S, S);
+        float mx = 0;
+        for (size_t i = 0; i < n; i++) {
+            fa[i] = (float)L8[i] * (float)u2[i];
+            if (fa[i] > mx) mx = fa[i];
+        }
+        float inten = (float)c[4];
+        const float col[3] = {(float)(175 / 255.), (float)(238 / 255.), (float)(238 / 255.)};
+        for (size_t i = 0; i < n; i++) {
+            float m = fa[i] / mx * inten; /* NaN when mx = 0, as in the reference */
+            for (int k = 0; k < 3; k++) {
+                float v = (float)(in[3 * i + k] / 255.0) + m * col[k];
+                out[3 * i + k] = v == v ? qbc_out8f(v) : 0;
+            }
+        }
+    } else { /* mud */
+        for (size_t i = 0; i < n; i++) fa[i] = Lq[i] > c[3] ? 1.0f : 0.0f;
+        if ((rc = qbc_gauss_f32(fa, S, S, 1, c[4], 0, 4.0))) goto done;
+        const float col[3] = {(float)(63 / 255.), (float)(42 / 255.), (float)(20 / 255.)};
+        for (size_t i = 0; i < n; i++) {
+            float m = fa[i] < 0.8f ? 0.0f : fa[i];
+            for (int k = 0; k < 3; k++) {
+                float v = (float)(in[3 * i + k] / 255.0) * (1.0f - m) + col[k] * m;
+                out[3 * i + k] = qbc_out8f(v);
+            }
+        }
+    }
+done:
+    free(Lq), free(fa), free(fb), free(L8), free(u1), free(u2);
+    return rc;
+}

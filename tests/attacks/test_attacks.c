@@ -1,0 +1,431 @@
+/* test_attacks.c — attacks/ against PyTorch (FGSM, FGM, PGD L∞/L2 step for step on the
+ * fixtures of tests/ref/make_attack_fixtures.py), APGD's schedule and halving rule, the
+ * L2 ball, loss gradients, batch-size and thread-count invariance, the CLI. */
+#include "qbtest.h"
+#include "attacks.h"
+#include "model.h"
+#include "rng.h"
+#include "safetensors.h"
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+static const char *FIXTURES[] = {"sdpa_attack", "quest_attack"};
+
+typedef struct {
+    qb_model m;
+    st_file ref;
+    float *x, *grad, *fgsm, *fgm, *pgd_linf, *pgd_l2;
+    int *y;
+    float eps_linf, alpha_linf, eps_l2, alpha_l2;
+    int B, T;
+    size_t d, plane;
+} fixture;
+
+static float *ref_tensor(st_file *f, const char *name) {
+    const st_tensor *t = st_find(f, name);
+    ck_assert_msg(t != NULL, "reference tensor %s missing", name);
+    float *buf = malloc(t->numel * sizeof(float));
+    ck_assert_int_eq(st_to_f32(f, t, buf), 0);
+    return buf;
+}
+
+static float ref_scalar(st_file *f, const char *name) {
+    float *v = ref_tensor(f, name), s = v[0];
+    free(v);
+    return s;
+}
+
+static void fixture_open(fixture *fx, const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "attacks/%s.safetensors", name);
+    ck_assert_msg(qb_model_load(&fx->m, qbt_fixture(path), NULL) == 0, "load %s: %s", name, qb_last_error());
+    snprintf(path, sizeof path, "attacks/%s.ref.safetensors", name);
+    ck_assert_int_eq(st_open(&fx->ref, qbt_fixture(path)), 0);
+    fx->x = ref_tensor(&fx->ref, "x");
+    fx->grad = ref_tensor(&fx->ref, "grad");
+    fx->fgsm = ref_tensor(&fx->ref, "fgsm");
+    fx->fgm = ref_tensor(&fx->ref, "fgm");
+    fx->pgd_linf = ref_tensor(&fx->ref, "pgd_linf");
+    fx->pgd_l2 = ref_tensor(&fx->ref, "pgd_l2");
+    fx->B = (int)st_find(&fx->ref, "x")->shape[0];
+    fx->T = (int)st_find(&fx->ref, "pgd_linf")->shape[0] - 1;
+    float *yf = ref_tensor(&fx->ref, "y");
+    fx->y = malloc(sizeof(int) * fx->B);
+    for (int b = 0; b < fx->B; b++) fx->y[b] = (int)yf[b];
+    free(yf);
+    fx->eps_linf = ref_scalar(&fx->ref, "eps_linf"), fx->alpha_linf = ref_scalar(&fx->ref, "alpha_linf");
+    fx->eps_l2 = ref_scalar(&fx->ref, "eps_l2"), fx->alpha_l2 = ref_scalar(&fx->ref, "alpha_l2");
+    int S = fx->m.vit.cfg.img_size;
+    fx->plane = (size_t)S * S, fx->d = 3 * fx->plane;
+}
+
+static void fixture_close(fixture *fx) {
+    free(fx->x), free(fx->grad), free(fx->fgsm), free(fx->fgm), free(fx->pgd_linf), free(fx->pgd_l2), free(fx->y);
+    st_close(&fx->ref);
+    qb_model_free(&fx->m);
+}
+
+static qb_attack_cfg cfg_make(qb_norm norm, float eps, float step, int steps) {
+    qb_attack_cfg c;
+    memset(&c, 0, sizeof c);
+    c.norm = norm, c.eps = eps, c.step = step, c.steps = steps, c.restarts = 1;
+    c.scale[0] = c.scale[1] = c.scale[2] = 1.0f;
+    return c;
+}
+
+/* Coordinates where a sign step may legitimately differ from PyTorch: the reference
+ * gradient is within float noise of zero there (relative to the image's largest entry). */
+static int tiny_grad(const float *g, size_t d, size_t i) {
+    float mx = 0;
+    for (size_t k = 0; k < d; k++) mx = fmaxf(mx, fabsf(g[k]));
+    return fabsf(g[i]) <= 1e-4f * mx;
+}
+
+/* FGSM equals clip01(x + ε·sign ∇) with ∇ from PyTorch; our gradient matches PyTorch's. */
+START_TEST(test_fgsm_matches_pytorch) {
+    fixture fx;
+    fixture_open(&fx, FIXTURES[_i]);
+    qb_attack_ws ws;
+    ck_assert_int_eq(qb_attack_ws_init(&ws, &fx.m.vit, fx.B), 0);
+    size_t nx = fx.B * fx.d;
+    float *adv = malloc(nx * sizeof(float));
+    qb_attack_cfg c = cfg_make(QB_NORM_LINF, fx.eps_linf, 0, 1);
+    uint64_t ids[8] = {0};
+    ck_assert_int_eq(qb_attack_run(&ws, QB_ATK_FGSM, &c, fx.x, fx.y, ids, fx.B, adv), 0);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < nx; i++) {
+        num += ((double)ws.grad[i] - fx.grad[i]) * ((double)ws.grad[i] - fx.grad[i]);
+        den += (double)fx.grad[i] * fx.grad[i];
+    }
+    ck_assert_msg(sqrt(num / den) < 1e-4, "gradient relative error %g", sqrt(num / den));
+    int differ = 0;
+    for (int b = 0; b < fx.B; b++)
+        for (size_t i = 0; i < fx.d; i++) {
+            size_t k = b * fx.d + i;
+            if (adv[k] != fx.fgsm[k]) {
+                ck_assert_msg(tiny_grad(fx.grad + b * fx.d, fx.d, i), "%s: fgsm differs at %zu where |g| = %g",
+                              FIXTURES[_i], k, fx.grad[k]);
+                differ++;
+            }
+        }
+    ck_assert_int_le(differ, (int)(nx / 1000));
+    /* FGM (L2): the same gradient normalised */
+    c = cfg_make(QB_NORM_L2, fx.eps_l2, 0, 1);
+    ck_assert_int_eq(qb_attack_run(&ws, QB_ATK_FGSM, &c, fx.x, fx.y, ids, fx.B, adv), 0);
+    for (size_t i = 0; i < nx; i++) ck_assert_float_eq_tol(adv[i], fx.fgm[i], 2e-6f);
+    free(adv);
+    qb_attack_ws_free(&ws);
+    fixture_close(&fx);
+}
+END_TEST
+
+/* PGD without random start follows the PyTorch run: each step from the reference iterate
+ * gives the next reference iterate, and the whole C run ends where PyTorch ends. */
+START_TEST(test_pgd_follows_pytorch) {
+    fixture fx;
+    fixture_open(&fx, FIXTURES[_i]);
+    qb_attack_ws ws;
+    ck_assert_int_eq(qb_attack_ws_init(&ws, &fx.m.vit, fx.B), 0);
+    size_t nx = fx.B * fx.d;
+    float *next = malloc(nx * sizeof(float)), *adv = malloc(nx * sizeof(float));
+    uint64_t ids[8] = {0};
+    for (int norm = 0; norm < 2; norm++) {
+        const float *traj = norm == 0 ? fx.pgd_linf : fx.pgd_l2;
+        qb_attack_cfg c = norm == 0 ? cfg_make(QB_NORM_LINF, fx.eps_linf, fx.alpha_linf, fx.T)
+                                    : cfg_make((qb_norm)norm, fx.eps_l2, fx.alpha_l2, fx.T);
+        int differ = 0;
+        for (int t = 0; t < fx.T; t++) {
+            const float *xt = traj + t * nx, *xr = traj + (t + 1) * nx;
+            ck_assert_int_eq(qb_attack_loss_grad(&ws, xt, fx.B, fx.y, NULL, QB_LOSS_CE, NULL, ws.grad), 0);
+            qb_pgd_step(&c, c.step, fx.x, xt, ws.grad, fx.B, fx.plane, next);
+            for (size_t i = 0; i < nx; i++) {
+                if (norm == 1) { ck_assert_float_eq_tol(next[i], xr[i], 2e-6f); continue; }
+                if (next[i] != xr[i]) {
+                    ck_assert_msg(tiny_grad(ws.grad + (i / fx.d) * fx.d, fx.d, i % fx.d),
+                                  "%s step %d: L-inf iterate differs at %zu (our g %g)", FIXTURES[_i], t, i, ws.grad[i]);
+                    differ++;
+                }
+            }
+        }
+        ck_assert_int_le(differ, (int)(fx.T * nx / 1000));
+        c.random_start = 0;
+        ck_assert_int_eq(qb_attack_run(&ws, QB_ATK_PGD, &c, fx.x, fx.y, ids, fx.B, adv), 0);
+        const float *last = traj + fx.T * nx;
+        int far = 0;
+        for (size_t i = 0; i < nx; i++) far += fabsf(adv[i] - last[i]) > 1e-5f;
+        ck_assert_msg(far <= (int)(nx / 200), "%s %s: %d coordinates off the reference end point", FIXTURES[_i],
+                      norm ? "l2" : "linf", far);
+    }
+    free(next), free(adv);
+    qb_attack_ws_free(&ws);
+    fixture_close(&fx);
+}
+END_TEST
+
+/* The checkpoint iterations of attacks.md §4.1. */
+START_TEST(test_apgd_checkpoints) {
+    int out[128];
+    static const int c100[] = {22, 41, 57, 70, 80, 87, 93, 99};
+    ck_assert_int_eq(qb_apgd_checkpoints(100, out, 128), 8);
+    for (int i = 0; i < 8; i++) ck_assert_int_eq(out[i], c100[i]);
+    static const int c50[] = {11, 21, 30, 38, 45};
+    ck_assert_int_eq(qb_apgd_checkpoints(50, out, 128), 5);
+    for (int i = 0; i < 5; i++) ck_assert_int_eq(out[i], c50[i]);
+    /* 20: 4, 7, 9, then every step */
+    int n = qb_apgd_checkpoints(20, out, 128);
+    ck_assert_int_eq(n, 3 + 11);
+    ck_assert_int_eq(out[0], 4);
+    ck_assert_int_eq(out[1], 7);
+    ck_assert_int_eq(out[2], 9);
+    for (int i = 3; i < n; i++) ck_assert_int_eq(out[i], 7 + i);
+    n = qb_apgd_checkpoints(10, out, 128);
+    ck_assert_int_eq(n, 9);
+    for (int i = 0; i < n; i++) ck_assert_int_eq(out[i], 2 + i);
+    /* the formula itself: interval k_{j+1} = max(k_j − ⌊0.03N⌋, ⌊0.06N⌋), k_0 = ⌊0.22N⌋ */
+    for (int N = 1; N <= 300; N += 7) {
+        int m = qb_apgd_checkpoints(N, out, 128), k = (int)fmax(floor(0.22 * N), 1), at = 0;
+        int decr = (int)fmax(floor(0.03 * N), 1), kmin = (int)fmax(floor(0.06 * N), 1);
+        for (int j = 0; j < m; j++) {
+            at += k;
+            ck_assert_int_eq(out[j], at);
+            k = k - decr > kmin ? k - decr : kmin;
+        }
+        ck_assert_int_gt(at + k, N); /* no checkpoint missed at the end */
+    }
+}
+END_TEST
+
+/* The halving rule: cond1 (loss rose in at most ρ·k of the last k steps) or cond2 (no halving
+ * last time and no improvement of the best loss), with loss_steps[−1] = loss_steps[N−1]. */
+START_TEST(test_apgd_step_halving) {
+    double ls[10] = {0};
+    /* k = 4 at i = 3: steps 0..3 rise 1,2,3,4 over ls[-1] = ls[9] = 0 → osc 4 > 3 → no halving */
+    for (int j = 0; j < 4; j++) ls[j] = j + 1;
+    ck_assert_int_eq(qb_apgd_should_halve(ls, 1, 10, 3, 4, 0.75, 1, 4, 4), 0);
+    /* wrap-around: with ls[9] = 5 the first step is not an increase → osc 3 ≤ 3 → halve */
+    ls[9] = 5;
+    ck_assert_int_eq(qb_apgd_should_halve(ls, 1, 10, 3, 4, 0.75, 1, 4, 4), 1);
+    ls[9] = 0;
+    /* oscillating loss: 2 increases out of 4 → halve */
+    double osc[10] = {1, 0.5, 2, 1.5, 0, 0, 0, 0, 0, 0};
+    ck_assert_int_eq(qb_apgd_should_halve(osc, 1, 10, 3, 4, 0.75, 1, 0, 2), 1);
+    /* cond2: rising loss but best not improved since an unreduced checkpoint */
+    ck_assert_int_eq(qb_apgd_should_halve(ls, 1, 10, 3, 4, 0.75, 0, 4, 4), 1);
+    ck_assert_int_eq(qb_apgd_should_halve(ls, 1, 10, 3, 4, 0.75, 0, 3, 4), 0);
+    /* strided storage (iterations × images) reads the right column */
+    double st[20] = {0};
+    for (int j = 0; j < 4; j++) st[j * 2 + 1] = j + 1;
+    ck_assert_int_eq(qb_apgd_should_halve(st + 1, 2, 10, 3, 4, 0.75, 1, 4, 4), 0);
+    ck_assert_int_eq(qb_apgd_should_halve(st, 2, 10, 3, 4, 0.75, 1, 0, 0), 1);
+}
+END_TEST
+
+/* L2 and L∞ random starts and PGD steps stay inside the ball and [0,1]. */
+START_TEST(test_ball_and_range) {
+    int S = 16;
+    size_t plane = (size_t)S * S, d = 3 * plane;
+    float *x = malloc(d * sizeof(float)), *x0 = malloc(d * sizeof(float)), *g = malloc(d * sizeof(float));
+    float *xn = malloc(d * sizeof(float)), *dl = malloc(d * sizeof(float));
+    qb_rng r = qb_rng_stream(7, 7, "test");
+    float scales[2][3] = {{1, 1, 1}, {0.229f, 0.224f, 0.225f}};
+    for (int norm = 0; norm < 2; norm++)
+        for (int sc = 0; sc < 2; sc++)
+            for (int trial = 0; trial < 20; trial++) {
+                for (size_t i = 0; i < d; i++) x[i] = (float)qb_rng_below(&r, 256) / 255.0f, g[i] = (float)qb_rng_normal(&r);
+                qb_attack_cfg c = cfg_make((qb_norm)norm, norm ? 0.5f + trial : 8.0f / 255, 0, 10);
+                memcpy(c.scale, scales[sc], sizeof c.scale);
+                c.seed = trial;
+                qb_pgd_random_start(&c, x, (uint64_t)trial, 0, plane, x0);
+                for (int step = 0; step < 3; step++) {
+                    const float *cur = step == 0 ? x0 : xn;
+                    for (size_t i = 0; i < d; i++) dl[i] = cur[i] - x[i];
+                    double nrm = qb_attack_norm(c.norm, dl, plane, c.scale);
+                    ck_assert_msg(norm ? nrm <= c.eps * (1 + 1e-5) : nrm <= c.eps + 1e-6, "norm %g > eps %g", nrm, c.eps);
+                    for (size_t i = 0; i < d; i++) ck_assert(cur[i] >= 0 && cur[i] <= 1);
+                    /* a step of 3ε must be projected back */
+                    qb_pgd_step(&c, 3 * c.eps, x, cur, g, 1, plane, xn);
+                }
+            }
+    free(x), free(x0), free(g), free(xn), free(dl);
+}
+END_TEST
+
+/* Logit gradients of CE, DLR and targeted DLR against central differences. */
+START_TEST(test_loss_gradients) {
+    float z[7] = {0.3f, -1.2f, 2.5f, 0.9f, 1.7f, -0.4f, 2.2f}, dz[7], zp[7];
+    qb_loss kinds[3] = {QB_LOSS_CE, QB_LOSS_DLR, QB_LOSS_DLR_T};
+    for (int k = 0; k < 3; k++)
+        for (int y = 0; y < 7; y += 3) {
+            int t = (y + 1) % 7;
+            qb_loss_eval(kinds[k], z, 7, y, t, dz);
+            for (int j = 0; j < 7; j++) {
+                memcpy(zp, z, sizeof z);
+                float h = 1e-3f;
+                zp[j] = z[j] + h;
+                double lp = qb_loss_eval(kinds[k], zp, 7, y, t, NULL);
+                zp[j] = z[j] - h;
+                double lm = qb_loss_eval(kinds[k], zp, 7, y, t, NULL);
+                ck_assert_msg(fabs((lp - lm) / (2 * h) - dz[j]) < 2e-3, "loss %d y %d: d/dz%d %g vs %g", k, y, j,
+                              (lp - lm) / (2 * h), dz[j]);
+            }
+        }
+    /* DLR of a correctly classified point is negative, of a misclassified one positive */
+    ck_assert(qb_loss_eval(QB_LOSS_DLR, z, 7, 2, -1, NULL) < 0);
+    ck_assert(qb_loss_eval(QB_LOSS_DLR, z, 7, 1, -1, NULL) > 0);
+    ck_assert_int_eq(qb_rank_class(z, 7, 1), 2);
+    ck_assert_int_eq(qb_rank_class(z, 7, 2), 6);
+    float tie[4] = {1, 3, 3, 0};
+    ck_assert_int_eq(qb_rank_class(tie, 4, 1), 1); /* ties: lower index first */
+    ck_assert_int_eq(qb_rank_class(tie, 4, 2), 2);
+    ck_assert_int_eq(qb_square_side(0, 0.8f, 224, 224), 200);
+    ck_assert_int_eq(qb_square_side(11, 0.8f, 224, 224), 142);
+    ck_assert_int_eq(qb_square_side(4001, 0.8f, 224, 224), 18);
+    ck_assert_int_eq(qb_square_side(0, 0.8f, 32, 32), 29);
+    ck_assert_int_eq(qb_square_side(4001, 0.8f, 32, 32), 3);
+}
+END_TEST
+
+/* Every attack gives bit-identical points for batch 8 vs one image at a time, and for 1 vs 2
+ * threads. */
+START_TEST(test_batch_and_thread_invariance) {
+    qb_model m;
+    ck_assert_int_eq(qb_model_load(&m, qbt_fixture("attacks/sdpa_attack.safetensors"), NULL), 0);
+    int B = 8, S = m.vit.cfg.img_size;
+    size_t d = (size_t)3 * S * S;
+    float *x = malloc(B * d * sizeof(float)), *a8 = malloc(B * d * sizeof(float)), *a1 = malloc(B * d * sizeof(float));
+    int y[8];
+    uint64_t ids[8];
+    qb_rng r = qb_rng_stream(3, 3, "invariance");
+    for (size_t i = 0; i < B * d; i++) x[i] = (float)qb_rng_below(&r, 256) / 255.0f;
+    qb_attack_ws ws;
+    ck_assert_int_eq(qb_attack_ws_init(&ws, &m.vit, B), 0);
+    int pred[8];
+    ck_assert_int_eq(qb_attack_predict(&ws, x, B, pred), 0);
+    for (int b = 0; b < B; b++) {
+        y[b] = b % 3 == 0 ? (pred[b] + 1) % 10 : pred[b]; /* some already wrong */
+        char rel[32];
+        snprintf(rel, sizeof rel, "img%d.png", b);
+        ids[b] = qb_image_id(rel);
+    }
+    int saved = omp_get_max_threads();
+    for (int k = 0; k < QB_ATK_COUNT; k++) {
+        if (k == QB_ATK_FAB_T) continue;
+        for (int norm = 0; norm < 2; norm++) {
+            if (k == QB_ATK_SQUARE && norm) continue;
+            qb_attack_cfg c = cfg_make((qb_norm)norm, norm ? 0.5f : 4.0f / 255, 0, k == QB_ATK_SQUARE ? 30 : 4);
+            c.random_start = 1, c.restarts = 2, c.n_targets = 3, c.seed = 11;
+            omp_set_num_threads(2);
+            ck_assert_int_eq(qb_attack_run(&ws, k, &c, x, y, ids, B, a8), 0);
+            omp_set_num_threads(1);
+            for (int b = 0; b < B; b++) ck_assert_int_eq(qb_attack_run(&ws, k, &c, x + b * d, y + b, ids + b, 1, a1 + b * d), 0);
+            ck_assert_msg(memcmp(a8, a1, B * d * sizeof(float)) == 0, "%s %s: batch 8 / 2 threads differs from batch 1 / 1 thread",
+                          qb_attack_name(k), qb_norm_name(c.norm));
+            int moved = 0;
+            for (size_t i = 0; i < B * d; i++) moved += a8[i] != x[i];
+            ck_assert_msg(moved > 0, "%s did nothing", qb_attack_name(k));
+        }
+    }
+    omp_set_num_threads(saved);
+    /* bad input */
+    qb_attack_cfg c = cfg_make(QB_NORM_LINF, 0, 0, 1);
+    ck_assert_int_eq(qb_attack_run(&ws, QB_ATK_PGD, &c, x, y, ids, 1, a1), QB_EXIT_USAGE);
+    c.eps = 0.1f;
+    int bad = 10;
+    ck_assert_int_eq(qb_attack_run(&ws, QB_ATK_PGD, &c, x, &bad, ids, 1, a1), QB_EXIT_DATA);
+    ck_assert_ptr_nonnull(strstr(qb_last_error(), "outside"));
+    qb_attack_kind k;
+    ck_assert_int_eq(qb_attack_parse("cw", &k), QB_EXIT_USAGE);
+    free(x), free(a8), free(a1);
+    qb_attack_ws_free(&ws);
+    qb_model_free(&m);
+}
+END_TEST
+
+/* The CLI end to end on a tiny data tree labelled with the model's own predictions. */
+START_TEST(test_cli) {
+    char dir[256], cmd[4096], *out = NULL, *err = NULL;
+    snprintf(dir, sizeof dir, "%s", qbt_tmpdir()); /* qbt_run reuses qbt_tmpdir's buffer */
+    static const char *imgs[] = {"png_rgb8.png", "jpg_444.jpg", "rs_37x23.png", "png_rgba8.png"};
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/data/a %s/data/b", dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    for (int i = 0; i < 4; i++) {
+        snprintf(cmd, sizeof cmd, "cp %s/%s %s/data/%s/%d_%s", qbt_fixture("images"), imgs[i], dir, i < 2 ? "a" : "b", i, imgs[i]);
+        ck_assert_int_eq(system(cmd), 0);
+    }
+    const char *model = qbt_fixture("attacks/sdpa_attack.safetensors");
+    /* labels = clean predictions, so every point starts robust */
+    snprintf(cmd, sizeof cmd, "%s attack --model %s --data %s/data --attack fgsm --eps 1/255 --out %s/p.csv", qbt_bin(),
+             model, dir, dir);
+    ck_assert_int_eq(qbt_run(cmd, &out, &err), 0);
+    free(out), free(err);
+    snprintf(cmd, sizeof cmd, "grep '^image' %s/p.csv | awk -F, '{print $9, $11}' > %s/labels.txt", dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd,
+             "%s attack --model %s --data %s/data --labels %s/labels.txt --attack fgsm,pgd,apgd-ce,standard --eps 1/255,0.1 "
+             "--steps 5 --batch 3 --seed 5 --save-adv %s/adv --out %s/a.csv",
+             qbt_bin(), model, dir, dir, dir, dir);
+    ck_assert_int_eq(qbt_run(cmd, &out, &err), 0);
+    ck_assert_ptr_nonnull(strstr(out, "clean accuracy: 100.00% (4/4)"));
+    ck_assert_ptr_nonnull(strstr(out, "worst"));
+    ck_assert_ptr_nonnull(strstr(out, "sanity:"));
+    ck_assert_ptr_null(strstr(out, "EXCEEDS"));
+    free(out), free(err);
+    /* every row has the header's 25 fields; 4 images × 4 attacks × 2 eps image rows */
+    snprintf(cmd, sizeof cmd, "(awk -F, 'NF != 25' %s/a.csv | wc -l; grep -c '^image,' %s/a.csv; "
+                              "grep -c '^summary,.*,worst,' %s/a.csv; grep -c '^summary,.*,standard/square,' %s/a.csv; "
+                              "ls %s/adv/sdpa_attack/pgd/eps_1_255/a | wc -l)", dir, dir, dir, dir, dir);
+    ck_assert_int_eq(qbt_run(cmd, &out, &err), 0);
+    ck_assert_str_eq(out, "0\n32\n2\n2\n2\n");
+    free(out), free(err);
+    /* batch 3 and 2 threads vs batch 1 and 1 thread: the same rows (grouped by batch, so sorted) */
+    snprintf(cmd, sizeof cmd,
+             "%s attack --model %s --data %s/data --labels %s/labels.txt --attack fgsm,pgd,apgd-ce,standard --eps 1/255,0.1 "
+             "--steps 5 --batch 1 --seed 5 --threads 1 --out %s/b.csv >/dev/null && sort %s/a.csv > %s/as && sort %s/b.csv > %s/bs && cmp %s/as %s/bs",
+             qbt_bin(), model, dir, dir, dir, dir, dir, dir, dir, dir, dir);
+    int rc_same = qbt_run(cmd, &out, &err);
+    ck_assert_msg(rc_same == 0, "batch invariance: %s %s [%s]", out ? out : "", err ? err : "", cmd);
+    free(out), free(err);
+    /* bad input: one line on stderr, exit 2 or 4 */
+    const char *bad[][2] = {{"--attack pgd --eps 0", "2"},      {"--attack pgd --eps 2", "2"},
+                            {"--attack cw --eps 1/255", "2"},   {"--attack pgd --eps 1/255 --steps 0", "2"},
+                            {"--attack pgd --eps 1/0", "2"},    {"--attack pgd --eps x", "2"}};
+    for (int i = 0; i < 6; i++) {
+        snprintf(cmd, sizeof cmd, "%s attack --model %s --data %s/data %s", qbt_bin(), model, dir, bad[i][0]);
+        int rc = qbt_run(cmd, &out, &err);
+        ck_assert_msg(rc == atoi(bad[i][1]), "'%s': exit %d", bad[i][0], rc);
+        ck_assert_msg(err && strchr(err, '\n') == err + strlen(err) - 1, "'%s': stderr '%s'", bad[i][0], err ? err : "");
+        free(out), free(err);
+    }
+    snprintf(cmd, sizeof cmd, "echo '0_png_rgb8.png 12' > %s/badlabels.txt; mkdir -p %s/flat; cp %s/data/a/0_png_rgb8.png %s/flat/; "
+             "%s attack --model %s --data %s/flat --labels %s/badlabels.txt --attack pgd --eps 1/255",
+             dir, dir, dir, dir, qbt_bin(), model, dir, dir);
+    ck_assert_int_eq(qbt_run(cmd, &out, &err), 4);
+    ck_assert_ptr_nonnull(strstr(err, "outside the model's 10 classes"));
+    free(out), free(err);
+    snprintf(cmd, sizeof cmd, "printf 'not an image' > %s/data/a/z.png; %s attack --model %s --data %s/data --attack pgd --eps 1/255",
+             dir, qbt_bin(), model, dir);
+    ck_assert_int_eq(qbt_run(cmd, &out, &err), 4);
+    free(out), free(err);
+    snprintf(cmd, sizeof cmd, "%s attack --model %s --data %s/data --attack pgd --eps 1/255 --steps 2 --skip-bad", qbt_bin(), model, dir);
+    ck_assert_int_eq(qbt_run(cmd, &out, &err), 0);
+    ck_assert_ptr_nonnull(strstr(err, "1 image(s) skipped"));
+    free(out), free(err);
+}
+END_TEST
+
+Suite *attacks_suite(void) {
+    Suite *s = suite_create("attacks");
+    TCase *tc = tcase_create("attacks");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, test_fgsm_matches_pytorch, 0, 2);
+    tcase_add_loop_test(tc, test_pgd_follows_pytorch, 0, 2);
+    tcase_add_test(tc, test_apgd_checkpoints);
+    tcase_add_test(tc, test_apgd_step_halving);
+    tcase_add_test(tc, test_ball_and_range);
+    tcase_add_test(tc, test_loss_gradients);
+    tcase_add_test(tc, test_batch_and_thread_invariance);
+    tcase_add_test(tc, test_cli);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,326 @@
+/* test_corruptions.c — corruptions/: fidelity against the hendrycks reference outputs
+ * (../shared/data/corruption-ref, corruptions.md §7), distribution checks of the counter-RNG
+ * path, determinism, and input validation. Reference tests skip, with a printed line, when the
+ * data is absent. */
+#include "qbtest.h"
+#include "../../corruptions/corruptions.h"
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *ref_names[3][4] = {{"n01440764", "n02007558", "n02112137", "n02526121"},
+                                      {"n01440764", "n02007558", "n02112137", "n02526121"},
+                                      {"airplane-0007", "automobile-0007", "bird-0007", "cat-0007"}};
+
+/* $QUESTBENCH_DATA, else ../shared/data (relative to the repository root, where make test runs). */
+static const char *data_dir(void) {
+    const char *d = getenv("QUESTBENCH_DATA");
+    return d && *d ? d : "../shared/data";
+}
+
+static int have_ref(const char *what) {
+    char p[1024];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/corruption-ref/cifar/clean", data_dir());
+    if (stat(p, &st) == 0) return 1;
+    printf("corruptions: SKIPPED %s: reference data not found at %s/corruption-ref (set QUESTBENCH_DATA)\n", what,
+           data_dir());
+    return 0;
+}
+
+static void load_ref(qb_image *img, qb_preset p, const char *corr, int sev, int i) {
+    char path[1024];
+    if (sev) snprintf(path, sizeof path, "%s/corruption-ref/%s/%s/%d/%s.png", data_dir(), qb_preset_name(p), corr, sev, ref_names[p][i]);
+    else snprintf(path, sizeof path, "%s/corruption-ref/%s/clean/%s.png", data_dir(), qb_preset_name(p), ref_names[p][i]);
+    int rc = qb_image_load(img, path);
+    ck_assert_msg(rc == 0, "%s", qb_last_error());
+}
+
+/* Compare every corruption except impulse_noise (unseeded in the reference) with the stored files,
+ * drawing from NumPy's stream seeded with 1234 as the reference did (§7.2). Deterministic ones:
+ * |Δ| ≤ 1 everywhere and ≤ 2 % of values at 1; stochastic ones: ≥ 99 % of values within ±1. */
+static void check_preset(qb_preset p, int n_images) {
+    if (!have_ref("reference comparison")) return;
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/frost", data_dir());
+    qb_frost fr;
+    ck_assert_msg(qb_frost_load(&fr, dir, p) == 0, "%s", qb_last_error());
+    qb_corrupt_ctx ctx = {p, qb_preset_size(p), &fr};
+    int S = ctx.S;
+    size_t n = (size_t)S * S * 3;
+    uint8_t *out = malloc(n);
+    for (int c = 0; c < QB_N_CORRUPTIONS; c++) {
+        const qb_corruption *co = &qb_corruptions[c];
+        if (!strcmp(co->name, "impulse_noise")) continue;
+        for (int sev = 1; sev <= 5; sev++) {
+            long within = 0, at1 = 0, total = 0;
+            int maxd = 0;
+            for (int i = 0; i < n_images; i++) {
+                qb_image clean, ref;
+                load_ref(&clean, p, NULL, 0, i);
+                load_ref(&ref, p, co->name, sev, i);
+                int rc = qb_corrupt(out, clean.rgb, c, sev, QB_CRNG_NUMPY, 1234, 0, &ctx);
+                ck_assert_msg(rc == 0, "%s: %s", co->name, qb_last_error());
+                for (size_t k = 0; k < n; k++) {
+                    int d = abs((int)out[k] - (int)ref.rgb[k]);
+                    within += d <= 1, at1 += d == 1, total++;
+                    if (d > maxd) maxd = d;
+                }
+                qb_image_free(&clean), qb_image_free(&ref);
+            }
+            if (co->stochastic)
+                ck_assert_msg(within >= 0.99 * total, "%s %s sev %d: %.3f%% within ±1", qb_preset_name(p), co->name, sev,
+                              100.0 * within / total);
+            else
+                ck_assert_msg(maxd <= 1 && at1 <= 0.02 * total, "%s %s sev %d: max |d| %d, %.3f%% at 1", qb_preset_name(p),
+                              co->name, sev, maxd, 100.0 * at1 / total);
+        }
+    }
+    free(out);
+    qb_frost_free(&fr);
+}
+
+START_TEST(test_reference_cifar) { check_preset(QB_PRESET_CIFAR, 4); }
+END_TEST
+START_TEST(test_reference_tinyimagenet) { check_preset(QB_PRESET_TINYIMAGENET, 2); }
+END_TEST
+START_TEST(test_reference_imagenet) { check_preset(QB_PRESET_IMAGENET, 1); }
+END_TEST
+
+/* impulse_noise: unchanged values equal the input; newly-255 and newly-0 fractions ≈ amount/2 each;
+ * the overall changed fraction matches §7.4 (counter stream, 10 seeds). */
+START_TEST(test_impulse_distribution) {
+    if (!have_ref("impulse distribution")) return;
+    static const double amount[5] = {0.03, 0.06, 0.09, 0.17, 0.27};
+    qb_corrupt_ctx ctx = {QB_PRESET_IMAGENET, 224, NULL};
+    qb_image clean;
+    load_ref(&clean, QB_PRESET_IMAGENET, NULL, 0, 0);
+    size_t n = 224 * 224 * 3;
+    uint8_t *out = malloc(n);
+    int idx = qb_corruption_find("impulse_noise");
+    for (int sev = 1; sev <= 5; sev++) {
+        long to255 = 0, to0 = 0, other = 0;
+        for (int seed = 0; seed < 4; seed++) {
+            ck_assert_int_eq(qb_corrupt(out, clean.rgb, idx, sev, QB_CRNG_COUNTER, seed, 42, &ctx), 0);
+            for (size_t k = 0; k < n; k++) {
+                if (out[k] == clean.rgb[k]) continue;
+                if (out[k] == 255) to255++;
+                else if (out[k] == 0) to0++;
+                else other++;
+            }
+        }
+        ck_assert_int_eq(other, 0);
+        double a = amount[sev - 1], N = 4.0 * n;
+        /* a value already at 255 (or 0) cannot change to it, so allow a small deficit */
+        ck_assert_msg(fabs(to255 / N - a / 2) < 0.1 * a / 2 + 0.002, "sev %d salt %.4f", sev, to255 / N);
+        ck_assert_msg(fabs(to0 / N - a / 2) < 0.1 * a / 2 + 0.002, "sev %d pepper %.4f", sev, to0 / N);
+    }
+    free(out);
+    qb_image_free(&clean);
+}
+END_TEST
+
+/* The counter-RNG path must match the reference in distribution: mean absolute change from the
+ * clean image over k = 20 seeds against §7.4 (cifar). §7.3 suggests |MAC − mean| ≤ 3·sd/√k +
+ * 0.02·mean, but the tabled mean is itself an average of only 20 seeds (spatter sev 5: 5.16 over
+ * seeds 0..19, 5.58 over 400 NumPy seeds), so its own error is added: 3·sd·√(1/k + 1/20). */
+START_TEST(test_stochastic_mac_cifar) {
+    if (!have_ref("MAC distribution")) return;
+    static const struct { const char *name; double mean[5], sd[5]; } tab[] = {
+        {"gaussian_noise", {7.69, 11.40, 15.05, 16.85, 18.64}, {0.11, 0.17, 0.22, 0.25, 0.28}},
+        {"shot_noise", {5.71, 8.00, 12.49, 14.35, 17.48}, {0.06, 0.09, 0.10, 0.13, 0.14}},
+        {"impulse_noise", {1.29, 2.63, 3.79, 6.42, 8.89}, {0.13, 0.18, 0.34, 0.32, 0.33}},
+        {"speckle_noise", {5.53, 9.05, 10.79, 14.24, 17.64}, {0.09, 0.14, 0.17, 0.22, 0.28}},
+        {"glass_blur", {11.82, 11.95, 11.86, 19.73, 19.10}, {0.31, 0.30, 0.27, 0.54, 0.52}},
+        {"motion_blur", {7.22, 10.90, 13.87, 13.87, 16.40}, {1.81, 2.09, 2.21, 2.21, 2.28}},
+        {"snow", {9.19, 20.60, 21.45, 30.98, 46.22}, {0.67, 1.32, 2.10, 2.83, 6.53}},
+        {"frost", {28.55, 42.23, 47.36, 43.26, 42.47}, {6.90, 10.07, 13.50, 13.54, 14.04}},
+        {"fog", {11.55, 23.06, 29.71, 35.09, 42.80}, {0.54, 1.10, 1.42, 1.81, 2.49}},
+        {"elastic_transform", {26.04, 23.62, 21.18, 19.26, 15.44}, {5.91, 5.44, 4.59, 3.62, 1.89}},
+        {"spatter", {0.97, 2.53, 5.83, 3.00, 5.16}, {0.32, 0.58, 0.88, 0.74, 0.88}},
+    };
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/frost", data_dir());
+    qb_frost fr;
+    ck_assert_msg(qb_frost_load(&fr, dir, QB_PRESET_CIFAR) == 0, "%s", qb_last_error());
+    qb_corrupt_ctx ctx = {QB_PRESET_CIFAR, 32, &fr};
+    qb_image clean[4];
+    for (int i = 0; i < 4; i++) load_ref(&clean[i], QB_PRESET_CIFAR, NULL, 0, i);
+    size_t n = 32 * 32 * 3;
+    uint8_t out[32 * 32 * 3];
+    const int k = 20;
+    for (size_t t = 0; t < sizeof tab / sizeof tab[0]; t++) {
+        int c = qb_corruption_find(tab[t].name);
+        ck_assert_int_ge(c, 0);
+        for (int sev = 1; sev <= 5; sev++) {
+            double mac = 0;
+            for (int seed = 0; seed < k; seed++)
+                for (int i = 0; i < 4; i++) {
+                    ck_assert_int_eq(qb_corrupt(out, clean[i].rgb, c, sev, QB_CRNG_COUNTER, seed, qb_image_id(ref_names[2][i]), &ctx), 0);
+                    long s = 0;
+                    for (size_t j = 0; j < n; j++) s += abs((int)out[j] - (int)clean[i].rgb[j]);
+                    mac += (double)s / n;
+                }
+            mac /= 4.0 * k;
+            double tol = 3 * tab[t].sd[sev - 1] * sqrt(1.0 / k + 1.0 / 20) + 0.02 * tab[t].mean[sev - 1];
+            ck_assert_msg(fabs(mac - tab[t].mean[sev - 1]) <= tol, "%s sev %d: MAC %.3f, reference %.2f ± %.3f",
+                          tab[t].name, sev, mac, tab[t].mean[sev - 1], tol);
+        }
+    }
+    for (int i = 0; i < 4; i++) qb_image_free(&clean[i]);
+    qb_frost_free(&fr);
+}
+END_TEST
+
+/* gaussian_noise on the counter stream: the residuals of a pixel's channels are uncorrelated, and
+ * the noise has the tabled σ where no clipping happens. */
+START_TEST(test_gaussian_noise_model) {
+    int S = 224;
+    size_t n = (size_t)S * S * 3;
+    uint8_t *in = malloc(n), *out = malloc(n);
+    for (size_t k = 0; k < n; k++) in[k] = 128;
+    qb_corrupt_ctx ctx = {QB_PRESET_IMAGENET, S, NULL};
+    ck_assert_int_eq(qb_corrupt(out, in, qb_corruption_find("gaussian_noise"), 1, QB_CRNG_COUNTER, 3, 9, &ctx), 0);
+    double s[3] = {0}, s2[3] = {0}, s01 = 0;
+    for (size_t p = 0; p < (size_t)S * S; p++) {
+        double r[3];
+        for (int k = 0; k < 3; k++) r[k] = out[3 * p + k] - (128 - 0.5), s[k] += r[k], s2[k] += r[k] * r[k];
+        s01 += r[0] * r[1];
+    }
+    double N = (double)S * S, m0 = s[0] / N, m1 = s[1] / N;
+    double v0 = s2[0] / N - m0 * m0, v1 = s2[1] / N - m1 * m1;
+    ck_assert_double_eq_tol(m0, 0, 0.5);
+    ck_assert_double_eq_tol(sqrt(v0), sqrt(0.08 * 255 * 0.08 * 255 + 1.0 / 12), 0.03 * 0.08 * 255);
+    ck_assert_double_lt(fabs((s01 / N - m0 * m1) / sqrt(v0 * v1)), 0.02);
+    free(in), free(out);
+}
+END_TEST
+
+/* The counter stream depends on (seed, image id, corruption, severity) only. */
+START_TEST(test_counter_keyed) {
+    int S = 32;
+    uint8_t in[32 * 32 * 3], a[32 * 32 * 3], b[32 * 32 * 3];
+    for (int k = 0; k < S * S * 3; k++) in[k] = (uint8_t)(k * 7);
+    qb_corrupt_ctx ctx = {QB_PRESET_CIFAR, S, NULL};
+    int c = qb_corruption_find("glass_blur");
+    qb_corrupt(a, in, c, 3, QB_CRNG_COUNTER, 5, 77, &ctx);
+    qb_corrupt(b, in, c, 3, QB_CRNG_COUNTER, 5, 77, &ctx);
+    ck_assert_int_eq(memcmp(a, b, sizeof a), 0);
+    qb_corrupt(b, in, c, 3, QB_CRNG_COUNTER, 6, 77, &ctx);
+    ck_assert_int_ne(memcmp(a, b, sizeof a), 0);
+    qb_corrupt(b, in, c, 3, QB_CRNG_COUNTER, 5, 78, &ctx);
+    ck_assert_int_ne(memcmp(a, b, sizeof a), 0);
+}
+END_TEST
+
+START_TEST(test_selection_and_errors) {
+    int sel[QB_N_CORRUPTIONS], sev[6];
+    ck_assert_int_eq(qb_corruption_select("common", sel), 0);
+    int cnt = 0;
+    for (int i = 0; i < QB_N_CORRUPTIONS; i++) cnt += sel[i];
+    ck_assert_int_eq(cnt, 15);
+    ck_assert_int_eq(qb_corruption_select("noise,saturate", sel), 0);
+    ck_assert(sel[0] && sel[1] && sel[2] && sel[18] && !sel[15]);
+    ck_assert_int_eq(qb_corruption_select("all", sel), 0);
+    ck_assert(sel[15] && sel[18]);
+    ck_assert_int_eq(qb_corruption_select("fogg", sel), QB_EXIT_USAGE);
+    ck_assert_ptr_nonnull(strstr(qb_last_error(), "fogg"));
+    ck_assert_int_eq(qb_severity_select("1-5", sev), 0);
+    ck_assert(sev[1] && sev[5]);
+    ck_assert_int_eq(qb_severity_select("2,4", sev), 0);
+    ck_assert(!sev[1] && sev[2] && !sev[3] && sev[4]);
+    ck_assert_int_eq(qb_severity_select("0-3", sev), QB_EXIT_USAGE);
+    ck_assert_int_eq(qb_severity_select("6", sev), QB_EXIT_USAGE);
+    ck_assert_int_eq(qb_severity_select("x", sev), QB_EXIT_USAGE);
+    qb_preset p;
+    ck_assert_int_eq(qb_preset_parse("tinyimagenet", &p), 0);
+    ck_assert_int_eq(p, QB_PRESET_TINYIMAGENET);
+    ck_assert_int_eq(qb_preset_parse("svhn", &p), QB_EXIT_USAGE);
+    /* an image smaller than the preset */
+    uint8_t px[20 * 20 * 3] = {0};
+    qb_image small = {20, 20, px}, dst;
+    ck_assert_int_eq(qb_corrupt_prepare(&dst, &small, QB_PRESET_CIFAR, "tiny.png"), QB_EXIT_DATA);
+    ck_assert_ptr_nonnull(strstr(qb_last_error(), "smaller"));
+    /* missing frost textures */
+    qb_frost fr;
+    ck_assert_int_eq(qb_frost_load(&fr, "/nonexistent/frost", QB_PRESET_CIFAR), QB_EXIT_DATA);
+    ck_assert_ptr_nonnull(strstr(qb_last_error(), "frost"));
+}
+END_TEST
+
+/* imagenet preparation: Resize(256) + CenterCrop(224) of the sample gives the reference clean crop. */
+START_TEST(test_prepare_imagenet) {
+    if (!have_ref("imagenet preparation")) return;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/imagenet-sample/n01440764_tench.JPEG", data_dir());
+    qb_image src, dst, ref;
+    if (qb_image_load(&src, path)) {
+        printf("corruptions: SKIPPED imagenet preparation: %s\n", qb_last_error());
+        return;
+    }
+    ck_assert_int_eq(qb_corrupt_prepare(&dst, &src, QB_PRESET_IMAGENET, path), 0);
+    load_ref(&ref, QB_PRESET_IMAGENET, NULL, 0, 0);
+    ck_assert_int_eq(dst.w, 224);
+    ck_assert_int_eq(memcmp(dst.rgb, ref.rgb, 224 * 224 * 3), 0);
+    qb_image_free(&src), qb_image_free(&dst), qb_image_free(&ref);
+}
+END_TEST
+
+/* `questbench corrupt`: bad input is refused before any work with the documented exit codes, and
+ * generated files do not depend on the thread count or batch size. */
+START_TEST(test_cli_errors_and_threads) {
+    char cmd[4096], *out = NULL, *err = NULL;
+    const char *bin = qbt_bin();
+    snprintf(cmd, sizeof cmd, "%s corrupt --data /nonexistent --save /tmp/x --corruptions fogg", bin);
+    ck_assert_int_eq(qbt_run(cmd, &out, &err), 2);
+    ck_assert_ptr_nonnull(strstr(err, "fogg"));
+    free(out), free(err);
+    snprintf(cmd, sizeof cmd, "%s corrupt --data /nonexistent --save /tmp/x --severities 2-6", bin);
+    ck_assert_int_eq(qbt_run(cmd, &out, &err), 2);
+    ck_assert_ptr_nonnull(strstr(err, "1-5"));
+    free(out), free(err);
+    snprintf(cmd, sizeof cmd, "%s corrupt --data /nonexistent --save /tmp/x --corruptions frost --frost-dir /nonexistent", bin);
+    ck_assert_int_eq(qbt_run(cmd, &out, &err), 4);
+    ck_assert_ptr_nonnull(strstr(err, "frost"));
+    free(out), free(err);
+    snprintf(cmd, sizeof cmd, "%s corrupt --data /nonexistent --save /proc/questbench-no --corruptions noise", bin);
+    ck_assert_int_eq(qbt_run(cmd, &out, &err), 5);
+    free(out), free(err);
+    char data[1024];
+    struct stat st;
+    snprintf(data, sizeof data, "%s/cifar10/test", data_dir());
+    if (stat(data, &st)) {
+        printf("corruptions: SKIPPED thread independence: %s not found (set QUESTBENCH_DATA)\n", data);
+        return;
+    }
+    const char *d = qbt_tmpdir();
+    snprintf(cmd, sizeof cmd,
+             "(%s corrupt --data %s --preset cifar --limit 6 --corruptions noise,glass_blur,elastic_transform,spatter "
+             "--severities 2,5 --seed 3 --save %s/t1 --threads 1 && "
+             "%s corrupt --data %s --preset cifar --limit 6 --corruptions noise,glass_blur,elastic_transform,spatter "
+             "--severities 2,5 --seed 3 --save %s/t2 --threads 2 --batch 4 && diff -r %s/t1 %s/t2 && rm -rf %s)",
+             bin, data, d, bin, data, d, d, d, d);
+    ck_assert_int_eq(qbt_run(cmd, &out, &err), 0);
+    free(out), free(err);
+}
+END_TEST
+
+Suite *corruptions_suite(void) {
+    Suite *s = suite_create("corruptions");
+    TCase *tc = tcase_create("reference");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_reference_cifar);
+    tcase_add_test(tc, test_reference_tinyimagenet);
+    tcase_add_test(tc, test_reference_imagenet);
+    tcase_add_test(tc, test_impulse_distribution);
+    tcase_add_test(tc, test_stochastic_mac_cifar);
+    tcase_add_test(tc, test_prepare_imagenet);
+    suite_add_tcase(s, tc);
+    TCase *tu = tcase_create("unit");
+    tcase_add_test(tu, test_gaussian_noise_model);
+    tcase_add_test(tu, test_counter_keyed);
+    tcase_add_test(tu, test_selection_and_errors);
+    tcase_add_test(tu, test_cli_errors_and_threads);
+    suite_add_tcase(s, tu);
+    return s;
+}
