@@ -89,18 +89,15 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
 	else echo "deps: missing$$missing"; echo "run: sudo apt-get install -y$$missing"; exit 1; fi
 
-# The demo job. Until the trained CIFAR-10 models ship (models/), it runs the engine end to
-# end on a committed random-weight fixture model: info, predict and eval on real images.
-DATA ?= $(or $(QUESTBENCH_DATA),$(wildcard ../shared/data))
-DEMO_MODEL := tests/fixtures/vit/sdpa_tiny.safetensors
+# The demo job: `questbench run configs/demo.yaml` (clean, 19 corruptions x 5 severities,
+# FGSM/PGD at 4 eps, report in reports/demo/). Needs CIFAR-10 as an image folder under
+# $(QUESTBENCH_DATA)/cifar10/test (default ../shared/data).
+DATA ?= $(or $(QUESTBENCH_DATA),$(abspath $(wildcard ../shared/data)))
 demo: deps
 	@$(MAKE) --no-print-directory all >/dev/null
-	$(BIN) info $(DEMO_MODEL)
-	$(BIN) predict --model $(DEMO_MODEL) tests/fixtures/vit/sdpa_tiny_img0.png tests/fixtures/vit/sdpa_tiny_img1.jpg
-	@if [ -d "$(DATA)/cifar10/test" ]; then \
-	  echo "$(BIN) eval --model $(DEMO_MODEL) --data $(DATA)/cifar10/test --limit 500"; \
-	  $(BIN) eval --model $(DEMO_MODEL) --data $(DATA)/cifar10/test --limit 500; \
-	else echo "demo: no CIFAR-10 found (set QUESTBENCH_DATA to a folder holding cifar10/test/<class>/*.jpg)"; fi
+	@if [ ! -d "$(DATA)/cifar10/test" ]; then \
+	  echo "demo: CIFAR-10 not found: put the test images as cifar10/test/<class>/*.png|jpg under a folder and set QUESTBENCH_DATA to it"; exit 4; fi
+	QUESTBENCH_DATA=$(DATA) $(BIN) run configs/demo.yaml
 
 clean:
 	rm -rf $(BUILD)

@@ -6,9 +6,10 @@
  *  - x, xadv are (n, 3, S, S) float pixels; y are labels in [0, K); ids are per-image
  *    stable ids (qb_image_id of the relative path) that key every random draw, so an
  *    image's result never depends on batch size, batch order or thread count.
- *  - The engine is called one image at a time (qb_attack_ws.engine_batch = 1 by default):
- *    the engine's GEMMs round differently with the row position in a batch, so this is
- *    what makes results bit-identical for --batch 1 vs 8. Elementwise work is batched.
+ *  - The engine is called with the whole batch: it is batch-invariant (an image's logits
+ *    and input gradient are bit-identical alone or at any position in a batch, tests/lib
+ *    test_vit.c), so with per-image random streams results are bit-identical for any
+ *    --batch and --threads.
  *  - Per-channel scale s_c: the attack's space is pixel space (s = 1) or the model's
  *    normalised input (s = std): a step or ball of radius r in attack space is r·s_c in
  *    pixels, and norms are taken of δ_c / s_c (attacks.md §9). The range is always [0,1]
@@ -20,13 +21,19 @@
 #include "vit.h"
 
 typedef enum { QB_NORM_LINF = 0, QB_NORM_L2 = 1 } qb_norm;
-typedef enum { QB_LOSS_CE = 0, QB_LOSS_MARGIN = 1, QB_LOSS_DLR = 2, QB_LOSS_DLR_T = 3 } qb_loss;
+typedef enum {
+    QB_LOSS_CE = 0,
+    QB_LOSS_MARGIN = 1,
+    QB_LOSS_DLR = 2,
+    QB_LOSS_DLR_T = 3,
+    QB_LOSS_TDIFF = 4 /* z_t − z_y (FAB-T's linearised boundary) */
+} qb_loss;
 typedef enum {
     QB_ATK_FGSM = 0, /* FGSM (L∞) or FGM (L2): one step of size ε */
     QB_ATK_PGD,      /* torchattacks PGD / PGDL2, restarts keep the first success */
     QB_ATK_APGD_CE,  /* AutoAttack APGD with cross-entropy */
     QB_ATK_APGD_T,   /* AutoAttack APGD-T: targeted DLR over the top non-true classes */
-    QB_ATK_FAB_T,    /* targeted FAB (not implemented yet: returns QB_EXIT_USAGE) */
+    QB_ATK_FAB_T,    /* targeted FAB, L∞ (AutoAttack fab_base.py, targeted) */
     QB_ATK_SQUARE,   /* Square L∞, margin loss, gradient-free */
     QB_ATK_COUNT
 } qb_attack_kind;
@@ -58,7 +65,6 @@ typedef struct {
     vit_model *m;
     int cap, K, S;
     size_t d;             /* 3·S·S */
-    int engine_batch;     /* images per engine call (1: batch-size invariant) */
     float *logits, *dlogits; /* (cap, K) */
     float *grad;          /* (cap, d) loss gradient w.r.t. pixels */
     float *buf[8];        /* (cap, d) scratch for the attacks */
@@ -88,8 +94,8 @@ double qb_loss_eval(qb_loss kind, const float *z, int K, int y, int t, float *dz
 int qb_argmax(const float *z, int K);                  /* first index of the maximum */
 int qb_rank_class(const float *z, int K, int r);       /* index of the r-th largest logit (r ≥ 1) */
 
-/* Forward + per-sample loss + input gradient for n images (engine in chunks of
- * ws->engine_batch). t may be NULL (untargeted). grad may be NULL (forward only). Fills
+/* Forward + per-sample loss + input gradient for n images (one engine call).
+ * t may be NULL (untargeted). grad may be NULL (forward only). Fills
  * ws->logits; loss (n) may be NULL. */
 int qb_attack_loss_grad(qb_attack_ws *ws, const float *x, int n, const int *y, const int *t, qb_loss kind,
                         double *loss, float *grad);
@@ -116,6 +122,11 @@ int qb_apgd_checkpoints(int n_iter, int *out, int cap);
  * stride `stride` between iterations) with Python's wrap-around at index −1. */
 int qb_apgd_should_halve(const double *loss_steps, int stride, int n_iter, int i, int k, double rho,
                          int reduced_last, double best_last, double best);
+/* FAB's L∞ projection (fab_projections.projection_linf): the minimal-L∞ displacement d that
+ * moves t onto {v : w·v = b} inside [0,1] (attack-space norm, per-channel scale); scratch
+ * holds 3·plane pairs of floats. */
+void qb_fab_project_linf(const float *t, const float *w, double b, size_t plane, const float scale[3], float *d,
+                         void *scratch);
 /* Square's window side at iteration `it` for an h×w image (p_init, no rescaling). */
 int qb_square_side(int it, float p_init, int h, int w);
 

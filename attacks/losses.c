@@ -73,6 +73,10 @@ double qb_loss_eval(qb_loss kind, const float *z, int K, int y, int t, float *dz
             for (int k = 0; k < K; k++) dz[k] = (float)(exp((double)z[k] - lse) - (k == y));
         return lse - z[y];
     }
+    if (kind == QB_LOSS_TDIFF) {
+        if (dz) dz[t] += 1, dz[y] -= 1;
+        return (double)z[t] - z[y];
+    }
     if (kind == QB_LOSS_MARGIN) {
         int o = -1;
         for (int k = 0; k < K; k++)
@@ -118,7 +122,6 @@ int qb_attack_ws_init(qb_attack_ws *ws, vit_model *m, int cap) {
     ws->K = m->cfg.classes;
     ws->S = m->cfg.img_size;
     ws->d = (size_t)3 * ws->S * ws->S;
-    ws->engine_batch = 1;
     size_t nd = (size_t)cap * ws->d;
     ws->logits = qb_malloc(sizeof(float) * cap * ws->K);
     ws->dlogits = qb_malloc(sizeof(float) * cap * ws->K);
@@ -143,31 +146,31 @@ void qb_attack_ws_free(qb_attack_ws *ws) {
 
 int qb_attack_loss_grad(qb_attack_ws *ws, const float *x, int n, const int *y, const int *t, qb_loss kind,
                         double *loss, float *grad) {
-    int K = ws->K, eb = ws->engine_batch > 0 ? ws->engine_batch : n;
+    int K = ws->K;
     size_t d = ws->d;
     if (n > ws->cap) return qb_error(QB_EXIT_FAIL, "attack: %d images exceed the workspace of %d", n, ws->cap);
-    for (int c = 0; c < n; c += eb) {
-        int nb = n - c < eb ? n - c : eb;
-        float *z = ws->logits + (size_t)c * K, *dz = ws->dlogits + (size_t)c * K;
-        int rc = vit_forward(ws->m, x + (size_t)c * d, nb, grad ? VIT_MODE_INPUT_GRAD : VIT_MODE_INFER, z);
-        if (rc) return rc;
-        int bad = 0;
-        for (int i = 0; i < nb * K; i++) bad |= !isfinite(z[i]);
-        if (bad) {
-            ws->nonfinite++;
-            return qb_error(QB_EXIT_FAIL, "attack: non-finite logits");
-        }
-        if (y)
-            for (int b = 0; b < nb; b++) {
-                double l = qb_loss_eval(kind, z + (size_t)b * K, K, y[c + b], t ? t[c + b] : -1, dz + (size_t)b * K);
-                if (loss) loss[c + b] = l;
-            }
-        if (grad && (rc = vit_backward(ws->m, dz, grad + (size_t)c * d))) return rc;
+    if (n == 0) return 0;
+    /* one engine call for the whole batch: the engine is batch-invariant (an image's logits and
+     * input gradient are bit-identical alone or at any position of a batch) */
+    float *z = ws->logits, *dz = ws->dlogits;
+    int rc = vit_forward(ws->m, x, n, grad ? VIT_MODE_INPUT_GRAD : VIT_MODE_INFER, z);
+    if (rc) return rc;
+    int bad = 0;
+    for (int i = 0; i < n * K; i++) bad |= !isfinite(z[i]);
+    if (bad) {
+        ws->nonfinite++;
+        return qb_error(QB_EXIT_FAIL, "attack: non-finite logits");
     }
+    if (y)
+        for (int b = 0; b < n; b++) {
+            double l = qb_loss_eval(kind, z + (size_t)b * K, K, y[b], t ? t[b] : -1, dz + (size_t)b * K);
+            if (loss) loss[b] = l;
+        }
     if (grad) {
-        long bad = 0;
-        for (size_t i = 0; i < (size_t)n * d; i++) bad += !isfinite(grad[i]);
-        if (bad) {
+        if ((rc = vit_backward(ws->m, dz, grad))) return rc;
+        long nbad = 0;
+        for (size_t i = 0; i < (size_t)n * d; i++) nbad += !isfinite(grad[i]);
+        if (nbad) {
             ws->nonfinite++;
             return qb_error(QB_EXIT_FAIL, "attack: non-finite input gradient");
         }

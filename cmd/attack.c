@@ -8,6 +8,7 @@
 #include "dataset.h"
 #include "loader.h"
 #include "progress.h"
+#include "results.h"
 #include "rng.h"
 #include <errno.h>
 #include <math.h>
@@ -24,28 +25,30 @@
 
 static void help(FILE *f) {
     fprintf(f,
-        "usage: questbench attack --model M [--model M2 ...] --data DIR --attack LIST --eps LIST [OPTIONS]\n"
+        "usage: questbench attack --model [NAME=]M [--model M2 ...] --data DIR --attack LIST --eps LIST [OPTIONS]\n"
         "Robust accuracy under white-box and black-box attacks, in [0,1] pixel space on the preprocessed\n"
         "image (normalisation is part of the model). A point is robust only if it is classified correctly\n"
         "clean and after the attack (a fresh forward on the returned point); 'worst' is the per-point\n"
         "minimum over all attacks of the run at that eps.\n"
         "options:\n"
-        "  --model FILE        timm ViT checkpoint (safetensors); repeat to compare models\n"
+        "  --model [NAME=]FILE timm ViT checkpoint (safetensors); repeat to compare models. NAME names the\n"
+        "                      model in the results (default: the file name without folder and .safetensors)\n"
         "  --data DIR          ImageFolder root, or a flat folder with --labels\n"
         "  --labels FILE       lines 'relative/path label'\n"
         "  --subset FILE       only these relative paths, in this order\n"
         "  --limit N           the first N images\n"
-        "  --attack LIST       comma list of fgsm (fgm with --norm l2), pgd, apgd-ce, apgd-t, square and\n"
-        "                      standard (AutoAttack: apgd-ce -> apgd-t -> square, each on the points still\n"
-        "                      robust; fab-t is not implemented yet and is skipped with a note)\n"
+        "  --attack LIST       comma list of fgsm (fgm with --norm l2), pgd, apgd-ce, apgd-t, fab-t, square and\n"
+        "                      standard (AutoAttack: apgd-ce -> apgd-t -> fab-t -> square, each on the points\n"
+        "                      still robust; with --norm l2 fab-t and square are skipped with a note)\n"
         "  --eps LIST          comma list of radii, numbers or fractions such as 4/255; L-inf: (0, 1]\n"
-        "  --norm linf|l2      threat model (default linf; square is L-inf only)\n"
-        "  --steps N           iterations (pgd 10, apgd 100) or queries (square 5000) instead of the default\n"
+        "  --norm linf|l2      threat model (default linf; fab-t and square are L-inf only)\n"
+        "  --steps N           iterations (pgd 10, apgd and fab-t 100) or queries (square 5000) instead of\n"
+        "                      the default\n"
         "  --step-size X       PGD step: a number, a fraction, or a multiple of eps such as 0.15eps\n"
         "                      (default eps/4 for L-inf, eps/5 for L2: torchattacks' 2/255 at 8/255, 0.2 at 1)\n"
-        "  --restarts R        restarts of pgd (with random start), apgd and square (default 1)\n"
+        "  --restarts R        restarts of pgd (with random start), apgd, fab-t and square (default 1)\n"
         "  --random-start on|off  PGD random start (default on)\n"
-        "  --targets N         target classes of apgd-t (default 9, at most classes-1)\n"
+        "  --targets N         target classes of apgd-t and fab-t (default 9, at most classes-1)\n"
         "  --seed S            seed of every random draw (default 0); a draw depends only on the seed,\n"
         "                      the image's relative path and the attack, never on --batch or --threads\n"
         "  --eps-space pixel|normalized  pixel (default): eps in [0,1] pixel units. normalized: eps and\n"
@@ -58,15 +61,23 @@ static void help(FILE *f) {
         "                      image where nearest rounding would leave the eps-ball)\n"
         "  --skip-bad          skip images that fail to load (counted, named on stderr); by default the\n"
         "                      first one stops the run with exit 4\n"
-        "  --out FILE.csv      long-format CSV, written atomically. Columns:\n"
-        "                      row,model,attention,attack,norm,eps,eps_255,eps_space,image,label,clean_pred,\n"
-        "                      adv_pred,success,robust,loss,linf,l2,n,correct,accuracy,steps,step_size,\n"
-        "                      restarts,seed,version\n"
-        "                      row=image: one per image x attack x eps (success = clean-correct and broken,\n"
-        "                      loss = cross-entropy at the returned point, linf/l2 = norm of the perturbation\n"
-        "                      in the eps space); row=summary: attack=clean (clean accuracy), each attack,\n"
-        "                      standard/<stage> (cumulative robust accuracy after each stage) and worst;\n"
-        "                      n = images, correct = robust points, accuracy = correct/n\n"
+        "  --out FILE.csv      append result rows to the questbench results file (README \"Results\"; one\n"
+        "                      schema for every command), each row as soon as it is measured, row-atomic:\n"
+        "                      kind=clean (clean accuracy, one per model) and kind=attack, one per model x\n"
+        "                      attack x eps with attack = fgsm|pgd|apgd-ce|apgd-t|fab-t|square|standard and\n"
+        "                      one attack=worst (per-point worst case over the run's attacks); n = images,\n"
+        "                      correct = robust points, eps in pixel units. With --eps-space normalized\n"
+        "                      the norm is written linf-n|l2-n and eps in normalised units; with --quantize\n"
+        "                      the attack name gets the suffix -q8\n"
+        "  --resume            skip the measurements whose row is already in --out (same model, attention,\n"
+        "                      dataset, attack, norm, eps and seed); an eps whose 'worst' row is missing is\n"
+        "                      recomputed for every attack, but only missing rows are appended. The key does\n"
+        "                      not hold --steps/--restarts: use a fresh --out when changing them\n"
+        "  --per-image FILE.csv  one row per image x attack x eps, written atomically (tmp + rename):\n"
+        "                      model,attention,attack,norm,eps,eps_255,eps_space,image,label,clean_pred,\n"
+        "                      adv_pred,success,robust,loss,linf,l2,steps,step_size,restarts,seed,version\n"
+        "                      (success = clean-correct and broken, loss = cross-entropy at the returned\n"
+        "                      point, linf/l2 = norm of the perturbation in the eps space)\n"
         "exit codes: 0 ok, 1 internal failure (incl. a perturbation outside the eps-ball or NaN),\n"
         "            2 bad command line (eps <= 0 or > 1 for L-inf, unknown attack, steps 0),\n"
         "            3 bad model, 4 bad data (unreadable image, label outside the model's classes), 5 write error\n"
@@ -76,6 +87,7 @@ static void help(FILE *f) {
 typedef struct {
     char text[32];   /* as given, for the table */
     float value;
+    double exact;    /* the value in double (4/255 exactly as a double): the rows' eps */
 } eps_arg;
 
 typedef struct {
@@ -83,18 +95,25 @@ typedef struct {
     const char *name;
 } entry;
 
-/* per (entry, eps) tallies for the summary rows and the sanity report */
+/* per (entry, eps) tallies for the result rows and the sanity report */
 typedef struct {
     long n, correct;
-    long stage_correct[3]; /* standard: robust after each stage */
+    long stage_correct[4]; /* standard: robust after each stage */
     double max_norm;
     long outside, nan, zero_grad, over_eps;
 } tally;
 
 typedef struct {
     const char *model_path;
+    char model_name[256];
+    char model_sha[65];
     qb_model *model;
-    FILE *out;
+    FILE *per_image;          /* --per-image (a temporary file renamed at the end) */
+    const char *results_path; /* --out: the results file rows are appended to */
+    const char *data;
+    char run_id[64];
+    qb_results prev;          /* --resume: the rows already in --out */
+    int resume;
     int n_entries, n_eps;
     entry entries[MAX_ENTRIES];
     eps_arg eps[MAX_EPS];
@@ -104,8 +123,11 @@ typedef struct {
     const char *save_dir;
 } run_ctx;
 
-static const qb_attack_kind STANDARD_STAGES[] = {QB_ATK_APGD_CE, QB_ATK_APGD_T, QB_ATK_SQUARE};
-#define N_STAGES 3
+/* AutoAttack 'standard' (autoattack.py): each stage on the points still robust */
+static const qb_attack_kind STANDARD_STAGES[] = {QB_ATK_APGD_CE, QB_ATK_APGD_T, QB_ATK_FAB_T, QB_ATK_SQUARE};
+#define N_STAGES 4
+
+static double last_parsed; /* the double behind the last parse_number */
 
 static int parse_number(const char *s, float *out) {
     char *end;
@@ -119,6 +141,7 @@ static int parse_number(const char *s, float *out) {
     }
     if (*end || !isfinite(a / b)) return -1;
     *out = (float)(a / b);
+    last_parsed = a / b;
     return 0;
 }
 
@@ -135,6 +158,7 @@ static int parse_eps_list(const char *s, eps_arg *eps, int *n, qb_norm norm) {
             return -1;
         }
         snprintf(eps[*n].text, sizeof eps[*n].text, "%s", tok);
+        eps[*n].exact = last_parsed;
         eps[(*n)++].value = v;
     }
     if (*n == 0) { fprintf(stderr, "questbench: --eps: empty list\n"); return -1; }
@@ -150,11 +174,11 @@ static int parse_attack_list(const char *s, entry *e, int *n) {
         qb_attack_kind k;
         if (!strcmp(tok, "standard")) e[*n].kind = ENTRY_STANDARD;
         else if (qb_attack_parse(tok, &k)) { fprintf(stderr, "questbench: --attack: %s\n", qb_last_error()); return -1; }
-        else if (k == QB_ATK_FAB_T) { fprintf(stderr, "questbench: --attack: fab-t is not implemented yet\n"); return -1; }
         else e[*n].kind = k;
-        e[*n].name = tok;
+        /* the canonical name (fgm is fgsm under --norm l2) names the rows */
+        e[*n].name = e[*n].kind == ENTRY_STANDARD ? "standard" : qb_attack_name(k);
         for (int j = 0; j < *n; j++)
-            if (!strcmp(e[j].name, tok)) { fprintf(stderr, "questbench: --attack: '%s' given twice\n", tok); return -1; }
+            if (e[j].kind == e[*n].kind) { fprintf(stderr, "questbench: --attack: '%s' given twice\n", tok); return -1; }
         (*n)++;
     }
     if (*n == 0) { fprintf(stderr, "questbench: --attack: empty list\n"); return -1; }
@@ -172,13 +196,10 @@ static int mkdirs(char *path) { /* mkdir -p of the directory part of path */
     return 0;
 }
 
-static int save_png(const char *dir, const char *model_path, const char *attack, const char *eps_text, const char *rel,
+static int save_png(const char *dir, const char *model_name, const char *attack, const char *eps_text, const char *rel,
                     const float *x, int S) {
-    char path[4096], mdl[256], et[64];
-    const char *base = strrchr(model_path, '/');
-    snprintf(mdl, sizeof mdl, "%s", base ? base + 1 : model_path);
-    char *dot = strrchr(mdl, '.');
-    if (dot) *dot = 0;
+    char path[4096], et[64];
+    const char *mdl = model_name;
     snprintf(et, sizeof et, "%s", eps_text);
     for (char *p = et; *p; p++) if (*p == '/') *p = '_';
     snprintf(path, sizeof path, "%s/%s/%s/eps_%s/%s", dir, mdl, attack, et, rel);
@@ -221,11 +242,11 @@ static void quantize_8bit(const qb_attack_cfg *cfg, const float *x, float *v, si
     }
 }
 
+/* per-image rows: model,attention,attack,norm,eps,eps_255,eps_space, */
 static void csv_common(FILE *f, run_ctx *r, const char *attack, int ie, const qb_attack_cfg *cfg) {
     const vit_config *c = &r->model->vit.cfg;
-    fprintf(f, "%s,%s,%s,%s,", r->model_path, vit_attn_name(c->attn), attack, qb_norm_name(cfg->norm));
-    if (ie >= 0) fprintf(f, "%.9g,%.6g,%s,", r->eps[ie].value, r->eps[ie].value * 255.0, r->eps_space_norm ? "normalized" : "pixel");
-    else fprintf(f, ",,%s,", r->eps_space_norm ? "normalized" : "pixel");
+    fprintf(f, "%s,%s,%s,%s,", r->model_name, vit_attn_name(c->attn), attack, qb_norm_name(cfg->norm));
+    fprintf(f, "%.9g,%.6g,%s,", r->eps[ie].value, r->eps[ie].value * 255.0, r->eps_space_norm ? "normalized" : "pixel");
 }
 
 /* steps, step_size, restarts, seed, version; kind < 0 for the clean and worst rows */
@@ -254,7 +275,67 @@ static int parse_step(const char *s, float eps, float *out) {
     return parse_number(s, out) || !(*out > 0) ? -1 : 0;
 }
 
-/* Attack one model over the data set. */
+
+/* A result row of this run: kind clean (attack NULL) or attack. */
+static qb_result make_row(const run_ctx *r, const char *attack, double eps) {
+    qb_result w;
+    memset(&w, 0, sizeof w);
+    snprintf(w.run_id, sizeof w.run_id, "%s", r->run_id);
+    snprintf(w.model, sizeof w.model, "%s", r->model_name);
+    snprintf(w.model_sha256, sizeof w.model_sha256, "%s", r->model_sha);
+    snprintf(w.attention, sizeof w.attention, "%s", vit_attn_name(r->model->vit.cfg.attn));
+    snprintf(w.dataset, sizeof w.dataset, "%s", r->data);
+    w.seed = r->base.seed;
+    if (!attack) {
+        snprintf(w.kind, sizeof w.kind, "clean");
+        return w;
+    }
+    snprintf(w.kind, sizeof w.kind, "attack");
+    snprintf(w.attack, sizeof w.attack, "%s%s", attack, r->quantize ? "-q8" : "");
+    snprintf(w.norm, sizeof w.norm, "%s%s", qb_norm_name(r->base.norm), r->eps_space_norm ? "-n" : "");
+    w.eps = eps;
+    return w;
+}
+
+static int row_done(const run_ctx *r, const qb_result *w) { return r->resume && qb_results_has(&r->prev, w); }
+
+/* the stored value of a row skipped by --resume, as a percentage (-1 if absent) */
+static double row_value(const run_ctx *r, const qb_result *w) {
+    char a[1024], b[1024];
+    qb_result_key(w, a, sizeof a);
+    for (int i = r->prev.n - 1; i >= 0; i--) {
+        qb_result_key(&r->prev.rows[i], b, sizeof b);
+        if (!strcmp(a, b)) return 100.0 * r->prev.rows[i].value;
+    }
+    return -1;
+}
+
+static int append_row(const run_ctx *r, qb_result *w, long n, long correct) {
+    if (!r->results_path) return 0;
+    w->n = n, w->correct = correct;
+    qb_result_finish(w);
+    return qb_results_append(r->results_path, w, 1);
+}
+
+/* Load the images order[start .. start+nb) into x; with skip_bad, drop the unreadable ones
+ * from order (n shrinks) and count them. */
+static int load_images(const qb_dataset *ds, int *order, int *n, int start, int nb, float *x, const char **paths,
+                       const qb_model *m, int skip_bad, long *skipped) {
+    for (;;) {
+        int k = nb < *n - start ? nb : *n - start;
+        for (int j = 0; j < k; j++) paths[j] = ds->items[order[start + j]].path;
+        int failed, rc = qb_load_batch(x, paths, k, m->vit.cfg.img_size, m->crop_pct, m->interp, &failed);
+        if (!rc || !skip_bad || rc != QB_EXIT_DATA) return rc ? rc : 0;
+        fprintf(stderr, "questbench: skipped: %s\n", qb_last_error());
+        (*skipped)++;
+        memmove(order + start + failed, order + start + failed + 1, (size_t)(*n - start - failed - 1) * sizeof(int));
+        (*n)--;
+    }
+}
+
+/* Attack one model over the data set: a clean pass, then each eps x attack over all images
+ * (its row appended as soon as it is done, so a killed run resumes at that granularity),
+ * then the worst case per eps. */
 static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, long *skipped_out) {
     qb_model *m = r->model;
     const vit_config *c = &m->vit.cfg;
@@ -270,70 +351,107 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
             return cmd_fail(qb_error(QB_EXIT_USAGE, "%s: apgd-t needs at least 4 classes, the model has %d", r->entries[e].name, K));
     if (r->base.norm == QB_NORM_L2)
         for (int e = 0; e < NE; e++)
-            if (r->entries[e].kind == QB_ATK_SQUARE)
-                return cmd_fail(qb_error(QB_EXIT_USAGE, "square: only the L-inf norm is implemented"));
+            if (r->entries[e].kind == QB_ATK_SQUARE || r->entries[e].kind == QB_ATK_FAB_T)
+                return cmd_fail(qb_error(QB_EXIT_USAGE, "%s: only the L-inf norm is implemented", r->entries[e].name));
     for (int e = 0; e < NE; e++)
         if (r->entries[e].kind == ENTRY_STANDARD && r->base.norm == QB_NORM_L2)
-            fprintf(stderr, "questbench: note: standard with --norm l2 runs apgd-ce and apgd-t only (Square L2 and FAB-T "
-                            "are not implemented yet)\n");
-        else if (r->entries[e].kind == ENTRY_STANDARD)
-            fprintf(stderr, "questbench: note: standard runs apgd-ce, apgd-t, square (FAB-T is not implemented yet)\n");
+            fprintf(stderr, "questbench: note: standard with --norm l2 runs apgd-ce and apgd-t only (FAB-T and Square "
+                            "L2 are not implemented yet)\n");
+
+    /* what is left to do (--resume): an attack x eps is computed when its row or the eps's worst row is missing */
+    int *need = calloc((size_t)NE * NX, sizeof(int)), *emit = calloc((size_t)NE * NX, sizeof(int));
+    int emit_worst[MAX_EPS], n_need = 0;
+    if (!need || !emit) { free(need), free(emit); return cmd_fail(qb_error(QB_EXIT_FAIL, "out of memory")); }
+    qb_result clean_row = make_row(r, NULL, 0);
+    int emit_clean = !row_done(r, &clean_row);
+    for (int ix = 0; ix < NX; ix++) {
+        qb_result w = make_row(r, "worst", r->eps[ix].exact);
+        emit_worst[ix] = !row_done(r, &w);
+        for (int ie = 0; ie < NE; ie++) {
+            qb_result a = make_row(r, r->entries[ie].name, r->eps[ix].exact);
+            emit[ie * NX + ix] = !row_done(r, &a);
+            need[ie * NX + ix] = emit[ie * NX + ix] || emit_worst[ix];
+            n_need += need[ie * NX + ix];
+        }
+    }
+    if (!n_need && !emit_clean) {
+        printf("model: %s: every result is already in %s (--resume)\n", r->model_name, r->results_path);
+        free(need), free(emit);
+        return 0;
+    }
+
     qb_attack_ws ws;
-    if ((rc = qb_attack_ws_init(&ws, &m->vit, batch))) return cmd_fail(rc);
+    if ((rc = qb_attack_ws_init(&ws, &m->vit, batch))) { free(need), free(emit); return cmd_fail(rc); }
+    int N = ds->n;
     tally *tal = calloc((size_t)NE * NX, sizeof(tally));
     float *x = qb_malloc(sizeof(float) * batch * d), *xc = qb_malloc(sizeof(float) * batch * d);
     float *xadv = qb_malloc(sizeof(float) * batch * d), *xbest = qb_malloc(sizeof(float) * batch * d);
-    int *idx = calloc(batch, sizeof(int)), *y = calloc(batch, sizeof(int)), *yc = calloc(batch, sizeof(int));
-    int *clean_pred = calloc(batch, sizeof(int)), *pos = calloc(batch, sizeof(int)), *pred = calloc(batch, sizeof(int));
-    int *robust = calloc((size_t)batch * NX, sizeof(int)), *alive = calloc(batch, sizeof(int));
+    int *order = calloc(N + 1, sizeof(int)), *y = calloc(batch, sizeof(int)), *yc = calloc(batch, sizeof(int));
+    int *clean_pred = calloc(N + 1, sizeof(int)), *pos = calloc(batch, sizeof(int)), *pred = calloc(batch, sizeof(int));
+    int *robust = calloc((size_t)(N + 1) * NX, sizeof(int)), *alive = calloc(batch, sizeof(int));
     uint64_t *ids = calloc(batch, sizeof(uint64_t)), *idc = calloc(batch, sizeof(uint64_t));
     double *loss = calloc(batch, sizeof(double));
     const char **paths = calloc(batch, sizeof(char *));
-    if (!tal || !x || !xc || !xadv || !xbest || !idx || !y || !yc || !clean_pred || !pos || !pred || !robust || !alive ||
-        !ids || !idc || !loss || !paths) {
+    if (!tal || !x || !xc || !xadv || !xbest || !order || !y || !yc || !clean_pred || !pos || !pred || !robust ||
+        !alive || !ids || !idc || !loss || !paths) {
         rc = cmd_fail(qb_error(QB_EXIT_FAIL, "out of memory"));
         goto done;
     }
-    long clean_correct = 0, done_n = 0, skipped = 0, worst[MAX_EPS] = {0};
+    long clean_correct = 0, skipped = 0;
     qb_progress pb;
-    qb_progress_start(&pb, "attack", ds->n);
-    int next = 0;
-    while (next < ds->n && !rc) {
-        int nb = 0;
-        while (nb < batch && next < ds->n) idx[nb] = next, paths[nb] = ds->items[next].path, nb++, next++;
-        int failed;
-        while ((rc = qb_load_batch(x, paths, nb, S, m->crop_pct, m->interp, &failed)) && skip_bad && rc == QB_EXIT_DATA) {
-            fprintf(stderr, "questbench: skipped: %s\n", qb_last_error());
-            skipped++;
-            memmove(paths + failed, paths + failed + 1, (size_t)(nb - failed - 1) * sizeof(char *));
-            memmove(idx + failed, idx + failed + 1, (size_t)(nb - failed - 1) * sizeof(int));
-            nb--;
-            rc = 0;
+    qb_progress_start(&pb, "attack", (long)N * (1 + n_need));
+    long progress = 0;
+
+    /* clean pass: predictions of every readable image; order[] keeps the readable ones */
+    int n_ok = N;
+    for (int i = 0; i < N; i++) order[i] = i;
+    for (int start = 0; start < n_ok && !rc; start += batch) {
+        long sk0 = skipped;
+        if ((rc = load_images(ds, order, &n_ok, start, batch, x, paths, m, skip_bad, &skipped))) { cmd_fail(rc); break; }
+        int nb = batch < n_ok - start ? batch : n_ok - start;
+        if ((rc = qb_attack_predict(&ws, x, nb, pred))) { cmd_fail(rc); break; }
+        for (int j = 0; j < nb; j++) {
+            int i = order[start + j];
+            clean_pred[i] = pred[j];
+            clean_correct += pred[j] == ds->items[i].label;
         }
-        if (rc) { cmd_fail(rc); break; }
-        if (nb == 0) continue;
-        for (int j = 0; j < nb; j++) y[j] = ds->items[idx[j]].label, ids[j] = qb_image_id(ds->items[idx[j]].rel);
-        if ((rc = qb_attack_predict(&ws, x, nb, clean_pred))) { cmd_fail(rc); break; }
-        for (int j = 0; j < nb; j++) clean_correct += clean_pred[j] == y[j];
-        for (int j = 0; j < nb * NX; j++) robust[j] = clean_pred[j % nb] == y[j % nb];
-        for (int ix = 0; ix < NX && !rc; ix++) {
-            qb_attack_cfg cfg = r->base;
-            cfg.eps = r->eps[ix].value;
-            if (r->step_text && parse_step(r->step_text, cfg.eps, &cfg.step)) {
-                rc = cmd_fail(qb_error(QB_EXIT_USAGE, "--step-size: bad value '%s'", r->step_text));
-                break;
-            }
-            for (int ie = 0; ie < NE && !rc; ie++) {
-                tally *t = &tal[ie * NX + ix];
-                int kind = r->entries[ie].kind;
-                /* points wrong on the clean image count as broken and are not attacked */
+        progress += nb + (skipped - sk0);
+        qb_progress_update(&pb, progress);
+    }
+    if (rc) { qb_progress_finish(&pb); goto done; }
+    for (int ix = 0; ix < NX; ix++)
+        for (int k = 0; k < n_ok; k++) robust[ix * N + k] = clean_pred[order[k]] == ds->items[order[k]].label;
+    if (emit_clean && (rc = append_row(r, &clean_row, n_ok, clean_correct))) { qb_progress_finish(&pb); cmd_fail(rc); goto done; }
+
+    for (int ix = 0; ix < NX && !rc; ix++) {
+        qb_attack_cfg cfg = r->base;
+        cfg.eps = r->eps[ix].value;
+        if (r->step_text && parse_step(r->step_text, cfg.eps, &cfg.step)) {
+            rc = cmd_fail(qb_error(QB_EXIT_USAGE, "--step-size: bad value '%s'", r->step_text));
+            break;
+        }
+        for (int ie = 0; ie < NE && !rc; ie++) {
+            if (!need[ie * NX + ix]) continue;
+            tally *t = &tal[ie * NX + ix];
+            int kind = r->entries[ie].kind;
+            long zg0 = ws.zero_grad;
+            for (int start = 0; start < n_ok && !rc; start += batch) {
+                int nb = batch < n_ok - start ? batch : n_ok - start;
+                /* the images loaded in the clean pass: a failure now is an error even with --skip-bad */
+                for (int j = 0; j < nb; j++) paths[j] = ds->items[order[start + j]].path;
+                int failed;
+                if ((rc = qb_load_batch(x, paths, nb, S, m->crop_pct, m->interp, &failed))) { cmd_fail(rc); break; }
+                for (int j = 0; j < nb; j++) {
+                    const qb_sample *it = &ds->items[order[start + j]];
+                    y[j] = it->label, ids[j] = qb_image_id(it->rel);
+                    alive[j] = clean_pred[order[start + j]] == y[j]; /* wrong clean: broken, not attacked */
+                }
                 memcpy(xbest, x, sizeof(float) * nb * d);
-                for (int j = 0; j < nb; j++) alive[j] = clean_pred[j] == y[j];
                 int n_stages = kind == ENTRY_STANDARD ? N_STAGES : 1;
-                long zg0 = ws.zero_grad;
                 for (int st = 0; st < n_stages && !rc; st++) {
                     qb_attack_kind k = kind == ENTRY_STANDARD ? STANDARD_STAGES[st] : (qb_attack_kind)kind;
-                    if (k == QB_ATK_SQUARE && cfg.norm == QB_NORM_L2) { /* no L2 Square yet: the stage keeps its points */
+                    if ((k == QB_ATK_SQUARE || k == QB_ATK_FAB_T) && cfg.norm == QB_NORM_L2) {
+                        /* no L2 Square / FAB-T yet: the stage keeps its points */
                         for (int j = 0; j < nb; j++) t->stage_correct[st] += alive[j];
                         continue;
                     }
@@ -366,16 +484,16 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
                         for (int j = 0; j < nb; j++) t->stage_correct[st] += alive[j];
                 }
                 if (rc) break;
-                t->zero_grad += ws.zero_grad - zg0;
                 /* score the final points: prediction, CE loss, norms */
                 if ((rc = qb_attack_loss_grad(&ws, xbest, nb, y, NULL, QB_LOSS_CE, loss, NULL))) { cmd_fail(rc); break; }
                 for (int j = 0; j < nb; j++) {
                     const float *xa = xbest + j * d, *x0 = x + j * d;
-                    int p = qb_argmax(ws.logits + (size_t)j * K, K), ok = clean_pred[j] == y[j] && p == y[j];
-                    for (size_t i = 0; i < d; i++) {
-                        t->outside += xa[i] < 0 || xa[i] > 1;
-                        t->nan += !isfinite(xa[i]);
-                        xc[i] = xa[i] - x0[i];
+                    int i = order[start + j];
+                    int p = qb_argmax(ws.logits + (size_t)j * K, K), ok = clean_pred[i] == y[j] && p == y[j];
+                    for (size_t q = 0; q < d; q++) {
+                        t->outside += xa[q] < 0 || xa[q] > 1;
+                        t->nan += !isfinite(xa[q]);
+                        xc[q] = xa[q] - x0[q];
                     }
                     double linf = qb_attack_norm(QB_NORM_LINF, xc, plane, cfg.scale);
                     double l2 = qb_attack_norm(QB_NORM_L2, xc, plane, cfg.scale);
@@ -384,77 +502,75 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
                     if (cfg.norm == QB_NORM_LINF ? nrm > cfg.eps + 1e-6 : nrm > cfg.eps * (1 + 1e-5)) t->over_eps++;
                     t->n++;
                     t->correct += ok;
-                    if (!ok) robust[ix * nb + j] = 0;
-                    if (r->out) {
-                        fprintf(r->out, "image,");
-                        csv_common(r->out, r, r->entries[ie].name, ix, &cfg);
-                        fprintf(r->out, "%s,%d,%d,%d,%d,%d,%.7g,%.7g,%.7g,,,,", ds->items[idx[j]].rel, y[j], clean_pred[j],
-                                p, clean_pred[j] == y[j] && p != y[j], ok, loss[j], linf, l2);
-                        csv_tail(r->out, kind, &cfg);
+                    if (!ok) robust[ix * N + start + j] = 0;
+                    if (r->per_image) {
+                        csv_common(r->per_image, r, r->entries[ie].name, ix, &cfg);
+                        fprintf(r->per_image, "%s,%d,%d,%d,%d,%d,%.7g,%.7g,%.7g,", ds->items[i].rel, y[j], clean_pred[i],
+                                p, clean_pred[i] == y[j] && p != y[j], ok, loss[j], linf, l2);
+                        csv_tail(r->per_image, kind, &cfg);
                     }
-                    if (r->save_dir && (rc = save_png(r->save_dir, r->model_path, r->entries[ie].name, r->eps[ix].text,
-                                                      ds->items[idx[j]].rel, xa, S))) {
+                    if (r->save_dir && (rc = save_png(r->save_dir, r->model_name, r->entries[ie].name, r->eps[ix].text,
+                                                      ds->items[i].rel, xa, S))) {
                         cmd_fail(rc);
                         break;
                     }
                 }
+                progress += nb;
+                qb_progress_update(&pb, progress);
+            }
+            if (rc) break;
+            t->zero_grad += ws.zero_grad - zg0;
+            if (emit[ie * NX + ix]) {
+                qb_result w = make_row(r, r->entries[ie].name, r->eps[ix].exact);
+                if ((rc = append_row(r, &w, t->n, t->correct))) { cmd_fail(rc); break; }
             }
         }
-        /* worst case per eps: robust under every attack of the run */
-        for (int ix = 0; ix < NX; ix++)
-            for (int j = 0; j < nb; j++) worst[ix] += robust[ix * nb + j];
-        done_n += nb;
-        qb_progress_update(&pb, done_n + skipped);
+        if (rc) break;
+        if (emit_worst[ix]) { /* every attack of this eps was computed in this run (need[] above) */
+            long worst = 0;
+            for (int k = 0; k < n_ok; k++) worst += robust[ix * N + k];
+            qb_result w = make_row(r, "worst", r->eps[ix].exact);
+            if ((rc = append_row(r, &w, n_ok, worst))) { cmd_fail(rc); break; }
+        }
     }
     qb_progress_finish(&pb);
     *skipped_out += skipped;
     if (rc) goto done;
 
-    /* summary rows, table, sanity report */
+    /* table, sanity report */
     const char *space = r->eps_space_norm ? "normalized" : "pixel";
-    printf("model: %s (attention %s)\nimages: %ld%s\nclean accuracy: %.2f%% (%ld/%ld)\n", r->model_path,
-           vit_attn_name(c->attn), done_n, skipped ? " (some skipped)" : "", done_n ? 100.0 * clean_correct / done_n : 0,
-           clean_correct, done_n);
-    printf("robust accuracy %% (norm %s, eps in %s space%s):\n%-12s", qb_norm_name(r->base.norm), space,
-           r->quantize ? ", 8-bit quantized" : "", "eps");
+    printf("model: %s (%s, attention %s)\nimages: %d%s\nclean accuracy: %.2f%% (%ld/%d)\n", r->model_name, r->model_path,
+           vit_attn_name(c->attn), n_ok, skipped ? " (some skipped)" : "", n_ok ? 100.0 * clean_correct / n_ok : 0,
+           clean_correct, n_ok);
+    printf("robust accuracy %% (norm %s, eps in %s space%s; * = from %s, --resume):\n%-12s", qb_norm_name(r->base.norm),
+           space, r->quantize ? ", 8-bit quantized" : "", r->results_path ? r->results_path : "--out", "eps");
     for (int ie = 0; ie < NE; ie++) printf(" %10s", r->entries[ie].name);
     printf(" %10s\n", "worst");
-    if (r->out) {
-        fprintf(r->out, "summary,");
-        csv_common(r->out, r, "clean", -1, &r->base);
-        fprintf(r->out, ",,,,,,,,,%ld,%ld,%.6f,", done_n, clean_correct, done_n ? (double)clean_correct / done_n : 0);
-        csv_tail(r->out, -1, &r->base);
-    }
     for (int ix = 0; ix < NX; ix++) {
-        qb_attack_cfg cfg = r->base;
-        cfg.eps = r->eps[ix].value;
-        if (r->step_text) parse_step(r->step_text, cfg.eps, &cfg.step);
         printf("%-12s", r->eps[ix].text);
         for (int ie = 0; ie < NE; ie++) {
             tally *t = &tal[ie * NX + ix];
-            printf(" %10.2f", t->n ? 100.0 * t->correct / t->n : 0);
-            if (!r->out) continue;
-            fprintf(r->out, "summary,");
-            csv_common(r->out, r, r->entries[ie].name, ix, &cfg);
-            fprintf(r->out, ",,,,,,,,,%ld,%ld,%.6f,", t->n, t->correct, t->n ? (double)t->correct / t->n : 0);
-            csv_tail(r->out, r->entries[ie].kind, &cfg);
-            if (r->entries[ie].kind == ENTRY_STANDARD)
-                for (int st = 0; st < N_STAGES; st++) {
-                    char nm[64];
-                    snprintf(nm, sizeof nm, "standard/%s", qb_attack_name(STANDARD_STAGES[st]));
-                    fprintf(r->out, "summary,");
-                    csv_common(r->out, r, nm, ix, &cfg);
-                    fprintf(r->out, ",,,,,,,,,%ld,%ld,%.6f,", t->n, t->stage_correct[st],
-                            t->n ? (double)t->stage_correct[st] / t->n : 0);
-                    csv_tail(r->out, STANDARD_STAGES[st], &cfg);
-                }
+            if (need[ie * NX + ix]) printf(" %10.2f", t->n ? 100.0 * t->correct / t->n : 0);
+            else {
+                qb_result w = make_row(r, r->entries[ie].name, r->eps[ix].exact);
+                printf(" %9.2f*", row_value(r, &w));
+            }
         }
-        printf(" %10.2f\n", done_n ? 100.0 * worst[ix] / done_n : 0);
-        if (r->out) {
-            fprintf(r->out, "summary,");
-            csv_common(r->out, r, "worst", ix, &cfg);
-            fprintf(r->out, ",,,,,,,,,%ld,%ld,%.6f,", done_n, worst[ix], done_n ? (double)worst[ix] / done_n : 0);
-            csv_tail(r->out, -1, &cfg);
+        if (emit_worst[ix]) {
+            long worst = 0;
+            for (int k = 0; k < n_ok; k++) worst += robust[ix * N + k];
+            printf(" %10.2f\n", n_ok ? 100.0 * worst / n_ok : 0);
+        } else {
+            qb_result w = make_row(r, "worst", r->eps[ix].exact);
+            printf(" %9.2f*\n", row_value(r, &w));
+        }
+        for (int ie = 0; ie < NE; ie++) {
+            tally *t = &tal[ie * NX + ix];
+            if (r->entries[ie].kind != ENTRY_STANDARD || !need[ie * NX + ix] || !t->n) continue;
+            printf("  standard at eps %s, robust after each stage:", r->eps[ix].text);
+            for (int st = 0; st < N_STAGES; st++)
+                printf(" %s %.2f%s", qb_attack_name(STANDARD_STAGES[st]), 100.0 * t->stage_correct[st] / t->n,
+                       st + 1 < N_STAGES ? " ->" : "\n");
         }
     }
     if (r->eps_space_norm)
@@ -466,6 +582,7 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
         double best_grad = 2, sq = 2, sq_gain = 0;
         for (int ie = 0; ie < NE; ie++) {
             tally *t = &tal[ie * NX + ix];
+            if (!need[ie * NX + ix]) continue;
             printf("  eps %-10s %-9s max %s norm %.7g%s, outside [0,1]: %ld, NaN: %ld, zero-gradient starts: %ld\n",
                    r->eps[ix].text, r->entries[ie].name, qb_norm_name(r->base.norm), t->max_norm,
                    t->over_eps ? " EXCEEDS EPS" : " (within eps)", t->outside, t->nan, t->zero_grad);
@@ -474,7 +591,7 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
             int k = r->entries[ie].kind;
             if (k == QB_ATK_SQUARE) sq = acc;
             else if (k == ENTRY_STANDARD && t->n)
-                sq_gain = (double)(t->stage_correct[1] - t->stage_correct[2]) / t->n;
+                sq_gain = (double)(t->stage_correct[2] - t->stage_correct[3]) / t->n;
             else if (acc < best_grad) best_grad = acc;
         }
         if ((sq < 2 && best_grad < 2 && sq < best_grad - 0.002) || sq_gain > 0.002)
@@ -486,18 +603,18 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
     if (violations) rc = cmd_fail(qb_error(QB_EXIT_FAIL, "sanity check failed: perturbations outside the eps-ball or [0,1], or NaN (see the report)"));
 done:
     qb_attack_ws_free(&ws);
-    free(tal), free(x), free(xc), free(xadv), free(xbest), free(idx), free(y), free(yc), free(clean_pred), free(pos);
-    free(pred), free(robust), free(alive), free(ids), free(idc), free(loss), free(paths);
+    free(tal), free(x), free(xc), free(xadv), free(xbest), free(order), free(y), free(yc), free(clean_pred), free(pos);
+    free(pred), free(robust), free(alive), free(ids), free(idc), free(loss), free(paths), free(need), free(emit);
     return rc;
 }
 
 int cmd_attack(int argc, char **argv) {
     qb_model_overrides ov = {0};
-    int threads = 0, skip_bad = 0, n_models = 0;
+    int threads = 0, skip_bad = 0, n_models = 0, resume = 0;
     long batch = 8, limit = 0, steps = 0, restarts = 1, n_targets = 9;
-    const char *models[MAX_MODELS], *data = NULL, *labels = NULL, *subset = NULL, *out_path = NULL;
+    const char *models[MAX_MODELS], *data = NULL, *labels = NULL, *subset = NULL, *out_path = NULL, *per_image = NULL;
     const char *attack_list = NULL, *eps_list = NULL;
-    run_ctx r;
+    static run_ctx r;
     memset(&r, 0, sizeof r);
     r.base.norm = QB_NORM_LINF;
     r.base.random_start = 1;
@@ -509,9 +626,10 @@ int cmd_attack(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(stdout); return 0; }
         if (!strcmp(a, "--skip-bad")) { skip_bad = 1; continue; }
         if (!strcmp(a, "--quantize")) { r.quantize = 1; continue; }
+        if (!strcmp(a, "--resume")) { resume = 1; continue; }
         static const char *opts[] = {"--model", "--data", "--labels", "--subset", "--out", "--batch", "--limit", "--attack",
                                      "--eps", "--norm", "--steps", "--step-size", "--restarts", "--random-start",
-                                     "--seed", "--eps-space", "--save-adv", "--targets"};
+                                     "--seed", "--eps-space", "--save-adv", "--targets", "--per-image"};
         int k = -1;
         for (int j = 0; j < (int)(sizeof opts / sizeof *opts); j++) if (!strcmp(a, opts[j])) k = j;
         if (k < 0) { fprintf(stderr, "questbench attack: unknown %s '%s'\n", a[0] == '-' ? "option" : "argument", a); return QB_EXIT_USAGE; }
@@ -556,10 +674,15 @@ int cmd_attack(int argc, char **argv) {
             break;
         case 16: r.save_dir = v; break;
         case 17: if (cmd_parse_int("--targets", v, 1, 1000, &n_targets)) return QB_EXIT_USAGE; break;
+        case 18: per_image = v; break;
         }
     }
     if (!n_models || !data || !attack_list || !eps_list) {
         fprintf(stderr, "questbench attack: %s is required\n", !n_models ? "--model" : !data ? "--data" : !attack_list ? "--attack" : "--eps");
+        return QB_EXIT_USAGE;
+    }
+    if (resume && !out_path) {
+        fprintf(stderr, "questbench attack: --resume needs --out\n");
         return QB_EXIT_USAGE;
     }
     if (parse_attack_list(attack_list, r.entries, &r.n_entries) || parse_eps_list(eps_list, r.eps, &r.n_eps, r.base.norm))
@@ -569,28 +692,55 @@ int cmd_attack(int argc, char **argv) {
         fprintf(stderr, "questbench: --step-size: expected a positive number, fraction or multiple of eps (0.15eps), got '%s'\n", r.step_text);
         return QB_EXIT_USAGE;
     }
+    char names[MAX_MODELS][256];
+    const char *mpaths[MAX_MODELS];
+    for (int mi = 0; mi < n_models; mi++) {
+        mpaths[mi] = cmd_model_name(models[mi], names[mi], sizeof names[mi]);
+        if (!names[mi][0] || !mpaths[mi][0]) {
+            fprintf(stderr, "questbench: --model: expected FILE or NAME=FILE, got '%s'\n", models[mi]);
+            return QB_EXIT_USAGE;
+        }
+        for (int mj = 0; mj < mi; mj++)
+            if (!strcmp(names[mi], names[mj])) {
+                fprintf(stderr, "questbench: --model: the name '%s' is given twice (use NAME=FILE)\n", names[mi]);
+                return QB_EXIT_USAGE;
+            }
+    }
     r.base.steps = (int)steps;
     r.base.restarts = (int)restarts;
     r.base.n_targets = (int)n_targets;
+    r.results_path = out_path;
+    r.data = data;
+    r.resume = resume;
+    snprintf(r.run_id, sizeof r.run_id, "attack-%d", (int)getpid());
+    int rc = out_path ? qb_results_check_writable(out_path) : 0;
+    if (rc) return cmd_fail(rc);
+    if (resume && access(out_path, F_OK) == 0) {
+        struct stat st;
+        if (!stat(out_path, &st) && st.st_size > 0 && (rc = qb_results_read(&r.prev, out_path))) return cmd_fail(rc);
+    }
     cmd_set_threads(threads);
     qb_dataset ds;
-    int rc = qb_dataset_open(&ds, data, labels, subset, (int)limit);
-    if (rc) return cmd_fail(rc);
+    if ((rc = qb_dataset_open(&ds, data, labels, subset, (int)limit))) { qb_results_free(&r.prev); return cmd_fail(rc); }
     char tmp_path[1100] = "";
-    if (out_path) {
-        snprintf(tmp_path, sizeof tmp_path, "%s.tmp.%d", out_path, (int)getpid());
-        if (!(r.out = fopen(tmp_path, "w"))) {
+    if (per_image) {
+        snprintf(tmp_path, sizeof tmp_path, "%s.tmp.%d", per_image, (int)getpid());
+        if (!(r.per_image = fopen(tmp_path, "w"))) {
             qb_dataset_free(&ds);
-            return cmd_fail(qb_error(QB_EXIT_IO, "%s: cannot write (%s)", out_path, strerror(errno)));
+            qb_results_free(&r.prev);
+            return cmd_fail(qb_error(QB_EXIT_IO, "%s: cannot write (%s)", per_image, strerror(errno)));
         }
-        fprintf(r.out, "row,model,attention,attack,norm,eps,eps_255,eps_space,image,label,clean_pred,adv_pred,success,robust,"
-                       "loss,linf,l2,n,correct,accuracy,steps,step_size,restarts,seed,version\n");
+        fprintf(r.per_image, "model,attention,attack,norm,eps,eps_255,eps_space,image,label,clean_pred,adv_pred,success,"
+                             "robust,loss,linf,l2,steps,step_size,restarts,seed,version\n");
     }
     long skipped = 0;
     for (int mi = 0; mi < n_models && !rc; mi++) {
         qb_model m;
-        if ((rc = cmd_load_model(&m, models[mi], &ov, 0))) break;
-        r.model_path = models[mi];
+        if ((rc = cmd_load_model(&m, mpaths[mi], &ov, 0))) break;
+        r.model_path = mpaths[mi];
+        snprintf(r.model_name, sizeof r.model_name, "%s", names[mi]);
+        r.model_sha[0] = 0;
+        if (out_path && (rc = qb_sha256_file(mpaths[mi], r.model_sha))) { cmd_fail(rc); qb_model_free(&m); break; }
         r.model = &m;
         for (int c = 0; c < 3; c++) r.base.scale[c] = r.eps_space_norm ? m.vit.cfg.std[c] : 1.0f;
         if (mi) printf("\n");
@@ -598,17 +748,18 @@ int cmd_attack(int argc, char **argv) {
         qb_model_free(&m);
     }
     if (skipped) fprintf(stderr, "questbench: %ld image(s) skipped (--skip-bad)\n", skipped);
-    if (r.out) {
-        /* the CSV is kept when only the sanity check failed: it is the evidence */
+    if (r.per_image) {
+        /* the per-image file is kept when only the sanity check failed: it is the evidence */
         int keep = !rc || rc == QB_EXIT_FAIL;
-        if (keep && (fflush(r.out) || fsync(fileno(r.out)) || fclose(r.out) || rename(tmp_path, out_path))) {
-            rc = cmd_fail(qb_error(QB_EXIT_IO, "%s: write failed", out_path));
+        if (keep && (fflush(r.per_image) || fsync(fileno(r.per_image)) || fclose(r.per_image) || rename(tmp_path, per_image))) {
+            rc = cmd_fail(qb_error(QB_EXIT_IO, "%s: write failed", per_image));
             unlink(tmp_path);
         } else if (!keep) {
-            fclose(r.out);
+            fclose(r.per_image);
             unlink(tmp_path);
         }
     }
+    qb_results_free(&r.prev);
     qb_dataset_free(&ds);
     return rc;
 }

@@ -8,6 +8,8 @@ int cmd_info(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_attack(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 int cmd_corrupt(int argc, char **argv);
 
 /* Options every command that takes a model accepts. */
@@ -29,6 +31,9 @@ int cmd_parse_int(const char *flag, const char *v, long lo, long hi, long *out);
 int cmd_load_model(qb_model *m, const char *path, const qb_model_overrides *ov, int quiet);
 /* Apply --threads (0 = all cores); OpenBLAS is serial, all threading is OpenMP. */
 void cmd_set_threads(int threads);
+/* "--model NAME=PATH" or "--model PATH": returns PATH and writes NAME (default: the file
+ * name without its folder and .safetensors) into name. */
+const char *cmd_model_name(const char *arg, char *name, size_t len);
 /* Print "questbench: <last error>" and return rc. */
 int cmd_fail(int rc);
 

@@ -106,3 +106,18 @@ void cmd_set_threads(int threads) {
         omp_set_num_threads(threads);
     }
 }
+
+const char *cmd_model_name(const char *arg, char *name, size_t len) {
+    const char *eq = strchr(arg, '=');
+    const char *slash = strchr(arg, '/');
+    if (eq && (!slash || eq < slash) && eq > arg) { /* NAME=PATH; a '=' inside a folder name is not one */
+        snprintf(name, len, "%.*s", (int)(eq - arg), arg);
+        return eq + 1;
+    }
+    const char *base = strrchr(arg, '/');
+    base = base ? base + 1 : arg;
+    size_t n = strlen(base);
+    if (n > 12 && !strcmp(base + n - 12, ".safetensors")) n -= 12;
+    snprintf(name, len, "%.*s", (int)n, base);
+    return arg;
+}

@@ -4,6 +4,7 @@
 #include "dataset.h"
 #include "progress.h"
 #include "../corruptions/corruptions.h"
+#include "results.h"
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
@@ -29,7 +30,8 @@ static void help(FILE *f) {
             "  --save OUT          write OUT/<corruption>/<severity>/<relative path> (ImageNet-C layout)\n"
             "  --format png|jpeg   saved image format (default png; ImageNet-C used jpeg --quality 85)\n"
             "  --quality Q         JPEG quality for --format jpeg (default 85)\n"
-            "  --model FILE        model to evaluate (repeatable, up to %d)\n"
+            "  --model [NAME=]FILE model to evaluate (repeatable, up to %d); NAME labels its result rows\n"
+            "                      (default: the file name without folder and .safetensors)\n"
             "  --from C_DIR        evaluate C_DIR/<corruption>/<severity>/<class>/<image> as stored (no resize\n"
             "                      when the image is already the model's size); clean error needs --data\n"
             "  --preset P          imagenet (224, default), tinyimagenet (64) or cifar (32)\n"
@@ -43,7 +45,10 @@ static void help(FILE *f) {
             "  --frost-dir DIR     frost textures (default $QUESTBENCH_DATA/frost, else ../shared/data/frost)\n"
             "  --subset FILE       only these relative paths    --limit N   the first N images\n"
             "  --batch B           images per step (default 32)\n"
-            "  --out FILE.csv      results, one row per (model, corruption, severity) plus summary rows\n"
+            "  --out FILE.csv      append result rows (the results schema, README \"Results\"): per model one\n"
+            "                      kind=clean row and one kind=corruption row per (corruption, severity) with\n"
+            "                      n and top-1 correct; CE, mCE and mean error come from `questbench report`\n"
+            "  --resume            with --out: skip the (model, corruption, severity) rows already in it\n"
             "  --threads N         threads (default: all cores); results do not depend on it\n"
             "Model options (applied to every --model):\n" QB_MODEL_OPTIONS_HELP
             "exit codes: 0 ok, 1 internal, 2 usage (unknown corruption/group, severity outside 1-5, ...),\n"
@@ -127,16 +132,13 @@ static int eval_batch(qb_model *models, int n_models, float **xs, float *logits,
     return 0;
 }
 
-static const char *basename_of(const char *p) {
-    const char *s = strrchr(p, '/');
-    return s ? s + 1 : p;
-}
-
 int cmd_corrupt(int argc, char **argv) {
     qb_model_overrides ov = {0};
     int threads = 0, n_models = 0, jpeg = 0;
     long batch = 32, limit = 0, seed = 0, quality = 85;
     const char *model_paths[MAX_MODELS];
+    char model_names[MAX_MODELS][256];
+    int resume = 0;
     const char *data = NULL, *labels = NULL, *subset = NULL, *out_path = NULL, *save = NULL, *from = NULL;
     const char *preset_s = "imagenet", *corr_s = "all", *sev_s = "1-5", *rng_s = "counter", *frost_dir = NULL;
     for (int i = 1; i < argc; i++) {
@@ -145,6 +147,7 @@ int cmd_corrupt(int argc, char **argv) {
         if (r) continue;
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(stdout); return 0; }
+        if (!strcmp(a, "--resume")) { resume = 1; continue; }
         static const char *opts[] = {"--model", "--data", "--labels", "--subset", "--out", "--batch", "--limit",
                                      "--save", "--format", "--quality", "--from", "--preset", "--corruptions",
                                      "--severities", "--seed", "--rng", "--frost-dir"};
@@ -156,7 +159,8 @@ int cmd_corrupt(int argc, char **argv) {
         switch (k) {
         case 0:
             if (n_models == MAX_MODELS) { fprintf(stderr, "questbench corrupt: at most %d --model\n", MAX_MODELS); return QB_EXIT_USAGE; }
-            model_paths[n_models++] = v;
+            model_paths[n_models] = cmd_model_name(v, model_names[n_models], sizeof model_names[0]);
+            n_models++;
             break;
         case 1: data = v; break;
         case 2: labels = v; break;
@@ -194,6 +198,8 @@ int cmd_corrupt(int argc, char **argv) {
     if (from && !n_models) { fprintf(stderr, "questbench corrupt: --from needs --model\n"); return QB_EXIT_USAGE; }
     if (!from && !data) { fprintf(stderr, "questbench corrupt: --data is required\n"); return QB_EXIT_USAGE; }
     if (out_path && !n_models) { fprintf(stderr, "questbench corrupt: --out needs --model (it holds evaluation results)\n"); return QB_EXIT_USAGE; }
+    if (resume && !out_path) { fprintf(stderr, "questbench corrupt: --resume needs --out\n"); return QB_EXIT_USAGE; }
+    if (out_path && qb_results_check_writable(out_path)) return cmd_fail(QB_EXIT_IO);
     int S = qb_preset_size(preset);
     cmd_set_threads(threads);
 
@@ -212,14 +218,11 @@ int cmd_corrupt(int argc, char **argv) {
         fclose(f);
         unlink(probe);
     }
-    FILE *out = NULL;
-    char tmp_path[1100] = "";
-    if (out_path) {
-        snprintf(tmp_path, sizeof tmp_path, "%s.tmp.%d", out_path, (int)getpid());
-        if (!(out = fopen(tmp_path, "w"))) {
-            qb_frost_free(&frost);
-            return cmd_fail(qb_error(QB_EXIT_IO, "%s: cannot write (%s)", out_path, strerror(errno)));
-        }
+    /* --resume: what the results file already holds */
+    qb_results prev = {0};
+    if (out_path && resume && access(out_path, F_OK) == 0 && (rc = qb_results_read(&prev, out_path))) {
+        qb_frost_free(&frost);
+        return cmd_fail(rc);
     }
     qb_dataset ds = {0};
     int have_ds = 0;
@@ -231,6 +234,30 @@ int cmd_corrupt(int argc, char **argv) {
     int loaded = 0;
     for (; loaded < n_models; loaded++)
         if ((rc = cmd_load_model(&models[loaded], model_paths[loaded], &ov, 0))) goto cleanup;
+    /* one row template per model; done[m][c][s]: already in --out (slot c = QB_N_CORRUPTIONS: clean) */
+    static qb_result tmpl[MAX_MODELS];
+    static unsigned char done[MAX_MODELS][QB_N_CORRUPTIONS + 1][6];
+    memset(done, 0, sizeof done);
+    for (int m = 0; m < n_models && out_path; m++) {
+        qb_result *r = &tmpl[m];
+        memset(r, 0, sizeof *r);
+        snprintf(r->run_id, sizeof r->run_id, "corrupt-%d", (int)getpid());
+        snprintf(r->model, sizeof r->model, "%s", model_names[m]);
+        if ((rc = qb_sha256_file(model_paths[m], r->model_sha256))) { cmd_fail(rc); goto cleanup; }
+        snprintf(r->attention, sizeof r->attention, "%s", vit_attn_name(models[m].vit.cfg.attn));
+        snprintf(r->dataset, sizeof r->dataset, "%s", from ? from : data);
+        snprintf(r->preset, sizeof r->preset, "%s", preset_s);
+        snprintf(r->metric, sizeof r->metric, "top1");
+        r->seed = (uint64_t)seed;
+        for (int c = 0; c <= QB_N_CORRUPTIONS && prev.n; c++)
+            for (int s = c == QB_N_CORRUPTIONS ? 0 : 1; s <= (c == QB_N_CORRUPTIONS ? 0 : 5); s++) {
+                qb_result q = *r;
+                snprintf(q.kind, sizeof q.kind, "%s", c == QB_N_CORRUPTIONS ? "clean" : "corruption");
+                snprintf(q.corruption, sizeof q.corruption, "%s", c == QB_N_CORRUPTIONS ? "" : qb_corruptions[c].name);
+                q.severity = s;
+                done[m][c][s] = (unsigned char)qb_results_has(&prev, &q);
+            }
+    }
     if (have_ds && n_models)
         for (int i = 0; i < ds.n; i++) {
             if (ds.items[i].label < 0 || ds.items[i].label >= models[0].vit.cfg.classes) {
@@ -241,6 +268,8 @@ int cmd_corrupt(int argc, char **argv) {
         }
 
     /* ---- work ---- */
+    static unsigned char sel_skip[QB_N_CORRUPTIONS][6];
+    memset(sel_skip, 0, sizeof sel_skip);
     {
         tally *t = calloc((size_t)(n_models ? n_models : 1), sizeof(tally));
         float *xs[MAX_MODELS] = {0}, *logits = NULL;
@@ -254,9 +283,19 @@ int cmd_corrupt(int argc, char **argv) {
         qb_image *clean = calloc((size_t)batch, sizeof(qb_image)), *cor = calloc((size_t)batch, sizeof(qb_image));
         int *lab = calloc((size_t)batch, sizeof(int)), *errs = calloc((size_t)batch, sizeof(int));
         char (*errmsg)[512] = calloc((size_t)batch, 512);
-        int nsel = 0;
+        int nsel = 0, skipped = 0;
+        /* a (corruption, severity) is computed when some model still needs it; clean likewise */
         for (int c = 0; c < QB_N_CORRUPTIONS; c++)
-            for (int s = 1; s <= 5; s++) nsel += sel[c] && sev[s];
+            for (int s = 1; s <= 5; s++) {
+                if (!sel[c] || !sev[s]) continue;
+                int need = save || !n_models;
+                for (int m = 0; m < n_models; m++) need |= !done[m][c][s];
+                if (need) nsel++;
+                else sel_skip[c][s] = 1, skipped++;
+            }
+        int need_clean = 0;
+        for (int m = 0; m < n_models; m++) need_clean |= !done[m][QB_N_CORRUPTIONS][0];
+        if (skipped) fprintf(stderr, "questbench corrupt: --resume: %d corruption-severities already in %s for every model\n", skipped, out_path);
         qb_corrupt_ctx ctx = {preset, S, &frost};
         qb_progress pb;
         double t0 = qb_now();
@@ -283,10 +322,10 @@ int cmd_corrupt(int argc, char **argv) {
                 }
                 for (int i = 0; i < nb && !rc; i++)
                     if (errs[i]) rc = qb_error(errs[i], "%s", errmsg[i]);
-                if (!rc && n_models && (rc = eval_batch(models, n_models, xs, logits, clean, lab, nb, t, QB_N_CORRUPTIONS, 0))) {}
+                if (!rc && n_models && need_clean && (rc = eval_batch(models, n_models, xs, logits, clean, lab, nb, t, QB_N_CORRUPTIONS, 0))) {}
                 for (int c = 0; c < QB_N_CORRUPTIONS && !rc; c++)
                     for (int s = 1; s <= 5 && !rc; s++) {
-                        if (!sel[c] || !sev[s]) continue;
+                        if (!sel[c] || !sev[s] || sel_skip[c][s]) continue;
 #pragma omp parallel for schedule(dynamic)
                         for (int i = 0; i < nb; i++) {
                             const qb_sample *smp = &ds.items[start + i];
@@ -306,7 +345,7 @@ int cmd_corrupt(int argc, char **argv) {
             qb_progress_finish(&pb);
         } else if (from) {
             /* clean error from --data (as prepared for the preset), if given */
-            if (have_ds) {
+            if (have_ds && need_clean) {
                 for (int start = 0; start < ds.n && !rc; start += (int)batch) {
                     int nb = ds.n - start < batch ? ds.n - start : (int)batch;
 #pragma omp parallel for schedule(dynamic)
@@ -324,7 +363,7 @@ int cmd_corrupt(int argc, char **argv) {
             }
             for (int c = 0; c < QB_N_CORRUPTIONS && !rc; c++)
                 for (int s = 1; s <= 5 && !rc; s++) {
-                    if (!sel[c] || !sev[s]) continue;
+                    if (!sel[c] || !sev[s] || sel_skip[c][s]) continue;
                     char dir[2048];
                     snprintf(dir, sizeof dir, "%s/%s/%d", from, qb_corruptions[c].name, s);
                     qb_dataset cd;
@@ -351,21 +390,31 @@ int cmd_corrupt(int argc, char **argv) {
             printf("wrote %ld images (%d corruption-severities x %d images) to %s in %.1f s (%.1f images/s), seed %ld, rng %s\n",
                    files, nsel, ds.n, save, el, files / (el > 0 ? el : 1), seed, rng_s);
         }
-        /* ---- metrics: rows per severity, then CE / relative CE per corruption and the means ---- */
+        /* ---- result rows (appended in one write: all or none), then the stdout table ---- */
+        if (!rc && out_path) {
+            qb_result *rows = calloc((size_t)n_models * (QB_N_CORRUPTIONS * 5 + 1), sizeof *rows);
+            int nr = 0;
+            if (!rows) rc = cmd_fail(qb_error(QB_EXIT_FAIL, "out of memory"));
+            for (int m = 0; m < n_models && rows; m++)
+                for (int ci = -1; ci < QB_N_CORRUPTIONS; ci++) /* clean first, then registry order */
+                    for (int s = 0, c = ci < 0 ? QB_N_CORRUPTIONS : ci; s <= 5; s++) {
+                        if (!t[m].n[c][s] || done[m][c][s]) continue;
+                        qb_result *r = &rows[nr++];
+                        *r = tmpl[m];
+                        snprintf(r->kind, sizeof r->kind, "%s", c == QB_N_CORRUPTIONS ? "clean" : "corruption");
+                        snprintf(r->corruption, sizeof r->corruption, "%s", c == QB_N_CORRUPTIONS ? "" : qb_corruptions[c].name);
+                        r->severity = s;
+                        r->n = t[m].n[c][s], r->correct = t[m].correct[c][s];
+                        qb_result_finish(r);
+                    }
+            if (rows && nr && (rc = qb_results_append(out_path, rows, nr))) cmd_fail(rc);
+            free(rows);
+        }
         for (int m = 0; m < n_models && !rc; m++) {
             tally *tm = &t[m];
-            const char *mname = basename_of(model_paths[m]), *att = vit_attn_name(models[m].vit.cfg.attn);
-            const char *dname = from ? from : data;
+            const char *att = vit_attn_name(models[m].vit.cfg.attn);
             double clean_err = tm->n[QB_N_CORRUPTIONS][0] ? 1.0 - (double)tm->correct[QB_N_CORRUPTIONS][0] / tm->n[QB_N_CORRUPTIONS][0] : NAN;
-            if (out && m == 0)
-                fprintf(out, "model,model_sha256_or_name,attention,dataset,preset,kind,corruption,severity,n,correct,error,seed,"
-                             "rng,questbench_version\n");
-#define ROW(kind, corr, sevs, n, cor, err)                                                                               \
-    if (out)                                                                                                              \
-        fprintf(out, "%s,%s,%s,%s,%s,%s,%s,%s,%ld,%ld,%.6f,%ld,%s,%s\n", model_paths[m], mname, att, dname, preset_s,   \
-                kind, corr, sevs, (long)(n), (long)(cor), err, seed, rng_s, QB_VERSION)
-            if (tm->n[QB_N_CORRUPTIONS][0]) ROW("clean", "clean", "0", tm->n[QB_N_CORRUPTIONS][0], tm->correct[QB_N_CORRUPTIONS][0], clean_err);
-            printf("model: %s (%s)\npreset: %s  seed: %ld  rng: %s\n", model_paths[m], att, preset_s, seed, rng_s);
+            printf("model: %s = %s (%s)\npreset: %s  seed: %ld  rng: %s\n", model_names[m], model_paths[m], att, preset_s, seed, rng_s);
             printf("%-18s %7s %7s %7s %7s %7s %7s %7s %7s\n", "corruption", "sev1", "sev2", "sev3", "sev4", "sev5", "mean",
                    preset == QB_PRESET_IMAGENET ? "CE" : "", preset == QB_PRESET_IMAGENET ? "relCE" : "");
             double ce_sum = 0, rce_sum = 0, err_sum = 0;
@@ -374,30 +423,25 @@ int cmd_corrupt(int argc, char **argv) {
                 if (!sel[c]) { if (c < QB_N_COMMON) common_complete = 0; continue; }
                 double e[6] = {0}, se = 0;
                 int full = 1, ns = 0;
-                long nt = 0, ct = 0;
                 printf("%-18s", qb_corruptions[c].name);
                 for (int s = 1; s <= 5; s++) {
                     if (!tm->n[c][s]) { full = 0; printf(" %7s", "-"); continue; }
                     e[s] = 1.0 - (double)tm->correct[c][s] / tm->n[c][s];
-                    char sb[4];
-                    snprintf(sb, sizeof sb, "%d", s);
-                    ROW("error", qb_corruptions[c].name, sb, tm->n[c][s], tm->correct[c][s], e[s]);
                     printf(" %6.2f%%", 100 * e[s]);
-                    se += e[s], ns++, nt += tm->n[c][s], ct += tm->correct[c][s];
+                    se += e[s], ns++;
                     if (c < QB_N_COMMON) err_sum += e[s], err_n++;
                 }
                 if (!full && c < QB_N_COMMON) common_complete = 0;
-                printf(" %6.2f%%", ns ? 100 * se / ns : NAN);
+                if (ns) printf(" %6.2f%%", 100 * se / ns);
+                else printf(" %7s", "-");
                 if (full && preset == QB_PRESET_IMAGENET) {
                     double ae = 0, ad = 0;
                     for (int s = 1; s <= 5; s++) ae += qb_alexnet_err[c][s - 1], ad += qb_alexnet_err[c][s - 1] - qb_alexnet_clean_err;
                     double ce = se / ae;
-                    ROW("ce", qb_corruptions[c].name, "1-5", nt, ct, ce);
                     printf(" %6.1f%%", 100 * ce);
                     if (c < QB_N_COMMON) ce_sum += ce, ce_n++;
                     if (!isnan(clean_err)) {
                         double rce = (se - 5 * clean_err) / ad;
-                        ROW("relative_ce", qb_corruptions[c].name, "1-5", nt, ct, rce);
                         printf(" %6.1f%%", 100 * rce);
                         if (c < QB_N_COMMON) rce_sum += rce, rce_n++;
                     }
@@ -406,21 +450,17 @@ int cmd_corrupt(int argc, char **argv) {
             }
             if (!isnan(clean_err)) printf("clean error: %.2f%% (%ld images)\n", 100 * clean_err, tm->n[QB_N_CORRUPTIONS][0]);
             if (err_n) {
-                ROW("mean_error", common_complete ? "common" : "selected_common", "", 0L, 0L, err_sum / err_n);
                 printf("mean error (unnormalised, %d common corruption-severities): %.2f%%\n", err_n, 100 * err_sum / err_n);
             }
             if (preset == QB_PRESET_IMAGENET && common_complete && ce_n == QB_N_COMMON) {
-                ROW("mce", "common", "1-5", 0L, 0L, ce_sum / ce_n);
                 printf("mCE (AlexNet-normalised, 15 corruptions): %.2f%%\n", 100 * ce_sum / ce_n);
                 if (rce_n == QB_N_COMMON) {
-                    ROW("relative_mce", "common", "1-5", 0L, 0L, rce_sum / rce_n);
                     printf("relative mCE: %.2f%%\n", 100 * rce_sum / rce_n);
                 }
             } else if (preset == QB_PRESET_IMAGENET)
                 printf("mCE: not reported (needs all 15 common corruptions at severities 1-5)\n");
             else
                 printf("mCE: no AlexNet baseline for the %s preset; report the unnormalised mean error\n", preset_s);
-#undef ROW
         }
         for (int m = 0; m < MAX_MODELS; m++) free(xs[m]);
         for (int i = 0; i < batch; i++) free(cor[i].rgb);
@@ -431,14 +471,6 @@ cleanup:
     if (have_ds) qb_dataset_free(&ds);
 cleanup_early:
     qb_frost_free(&frost);
-    if (out) {
-        if (!rc && (fflush(out) || fsync(fileno(out)) || fclose(out) || rename(tmp_path, out_path))) {
-            rc = cmd_fail(qb_error(QB_EXIT_IO, "%s: write failed", out_path));
-            unlink(tmp_path);
-        } else if (rc) {
-            fclose(out);
-            unlink(tmp_path);
-        }
-    }
+    qb_results_free(&prev);
     return rc;
 }

@@ -3,6 +3,8 @@
 #include "dataset.h"
 #include "loader.h"
 #include "progress.h"
+#include "results.h"
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +12,7 @@
 #include <unistd.h>
 
 static void help(FILE *f) {
-    fprintf(f, "usage: questbench eval --model M.safetensors --data DIR [OPTIONS]\n"
+    fprintf(f, "usage: questbench eval --model [NAME=]M.safetensors --data DIR [OPTIONS]\n"
                "Top-1/top-5 accuracy and images/s on an ImageFolder tree (DIR/<class>/<image>, classes in\n"
                "sorted order) or a flat folder with --labels.\n"
                "options:\n"
@@ -22,15 +24,18 @@ static void help(FILE *f) {
                "  --batch B        images per forward pass (default 16)\n"
                "  --skip-bad       skip images that fail to load (counted and named on stderr);\n"
                "                   by default the first one stops the run with exit 4\n"
-               "  --out FILE.csv   per-image rows: path,label,top1,prob,correct1,correct5 (written atomically)\n"
+               "  --out FILE.csv   append the clean-accuracy row to a results file (README \"Results\")\n"
+               "  --resume         with --out: do nothing if the row is already there\n"
+               "  --seed S         recorded in the row (default 0)\n"
+               "  --per-image F.csv  per-image rows: path,label,top1,prob,correct1,correct5 (written atomically)\n"
                QB_MODEL_OPTIONS_HELP);
 }
 
 int cmd_eval(int argc, char **argv) {
     qb_model_overrides ov = {0};
-    int threads = 0, skip_bad = 0;
-    long batch = 16, limit = 0;
-    const char *model_path = NULL, *data = NULL, *labels = NULL, *subset = NULL, *out_path = NULL;
+    int threads = 0, skip_bad = 0, resume = 0;
+    long batch = 16, limit = 0, seed = 0;
+    const char *model_arg = NULL, *data = NULL, *labels = NULL, *subset = NULL, *out_path = NULL, *results_path = NULL;
     for (int i = 1; i < argc; i++) {
         int r = cmd_model_option(argc, argv, &i, &ov, &threads);
         if (r < 0) return QB_EXIT_USAGE;
@@ -38,26 +43,37 @@ int cmd_eval(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(stdout); return 0; }
         if (!strcmp(a, "--skip-bad")) { skip_bad = 1; continue; }
-        const char *opts[] = {"--model", "--data", "--labels", "--subset", "--out", "--batch", "--limit"};
+        if (!strcmp(a, "--resume")) { resume = 1; continue; }
+        const char *opts[] = {"--model", "--data", "--labels", "--subset", "--per-image", "--batch", "--limit", "--out", "--seed"};
         int k = -1;
-        for (int j = 0; j < 7; j++) if (!strcmp(a, opts[j])) k = j;
+        for (int j = 0; j < 9; j++) if (!strcmp(a, opts[j])) k = j;
         if (k < 0) { fprintf(stderr, "questbench eval: unknown %s '%s'\n", a[0] == '-' ? "option" : "argument", a); return QB_EXIT_USAGE; }
         if (i + 1 >= argc) { fprintf(stderr, "questbench eval: %s needs a value\n", a); return QB_EXIT_USAGE; }
         const char *v = argv[++i];
         switch (k) {
-        case 0: model_path = v; break;
+        case 0: model_arg = v; break;
         case 1: data = v; break;
         case 2: labels = v; break;
         case 3: subset = v; break;
         case 4: out_path = v; break;
         case 5: if (cmd_parse_int("--batch", v, 1, 4096, &batch)) return QB_EXIT_USAGE; break;
         case 6: if (cmd_parse_int("--limit", v, 1, 2000000000, &limit)) return QB_EXIT_USAGE; break;
+        case 7: results_path = v; break;
+        case 8: if (cmd_parse_int("--seed", v, 0, 2000000000, &seed)) return QB_EXIT_USAGE; break;
         }
     }
-    if (!model_path || !data) {
-        fprintf(stderr, "questbench eval: %s is required\n", !model_path ? "--model" : "--data");
+    if (!model_arg || !data) {
+        fprintf(stderr, "questbench eval: %s is required\n", !model_arg ? "--model" : "--data");
         return QB_EXIT_USAGE;
     }
+    if (resume && !results_path) {
+        fprintf(stderr, "questbench eval: --resume needs --out\n");
+        return QB_EXIT_USAGE;
+    }
+    char model_name[256];
+    const char *model_path = cmd_model_name(model_arg, model_name, sizeof model_name);
+    int rc0 = results_path ? qb_results_check_writable(results_path) : 0;
+    if (rc0) return cmd_fail(rc0);
     cmd_set_threads(threads);
     qb_dataset ds;
     int rc = qb_dataset_open(&ds, data, labels, subset, (int)limit);
@@ -75,13 +91,34 @@ int cmd_eval(int argc, char **argv) {
             return rc;
         }
 
+    qb_result row;
+    memset(&row, 0, sizeof row);
+    snprintf(row.run_id, sizeof row.run_id, "eval-%d", (int)getpid());
+    snprintf(row.model, sizeof row.model, "%s", model_name);
+    snprintf(row.attention, sizeof row.attention, "%s", vit_attn_name(c->attn));
+    snprintf(row.dataset, sizeof row.dataset, "%s", data);
+    snprintf(row.kind, sizeof row.kind, "clean");
+    row.seed = (uint64_t)seed;
+    if (results_path && resume && access(results_path, F_OK) == 0) {
+        qb_results prev = {0};
+        if ((rc = qb_results_read(&prev, results_path))) { cmd_fail(rc); qb_dataset_free(&ds); qb_model_free(&m); return rc; }
+        int done_already = qb_results_has(&prev, &row);
+        qb_results_free(&prev);
+        if (done_already) {
+            fprintf(stderr, "questbench: %s: clean accuracy of %s already recorded (--resume)\n", results_path, model_name);
+            qb_dataset_free(&ds);
+            qb_model_free(&m);
+            return 0;
+        }
+    }
+    if (results_path && (rc = qb_sha256_file(model_path, row.model_sha256))) { cmd_fail(rc); qb_dataset_free(&ds); qb_model_free(&m); return rc; }
     FILE *out = NULL;
     char tmp_path[1100] = "";
     if (out_path) {
         snprintf(tmp_path, sizeof tmp_path, "%s.tmp.%d", out_path, (int)getpid());
         out = fopen(tmp_path, "w");
         if (!out) {
-            rc = cmd_fail(qb_error(QB_EXIT_IO, "%s: cannot write (%s)", out_path, "open failed"));
+            rc = cmd_fail(qb_error(QB_EXIT_IO, "%s: cannot write: %s", out_path, strerror(errno)));
             qb_dataset_free(&ds);
             qb_model_free(&m);
             return rc;
@@ -146,6 +183,11 @@ int cmd_eval(int argc, char **argv) {
         out = NULL;
     }
     if (out) { fclose(out); unlink(tmp_path); }
+    if (!rc && results_path) {
+        row.n = done, row.correct = correct1;
+        qb_result_finish(&row);
+        if ((rc = qb_results_append(results_path, &row, 1))) cmd_fail(rc);
+    }
     if (!rc) {
         printf("model: %s\ndata: %s\nimages: %ld\n", model_path, data, done);
         if (skipped) printf("skipped: %ld\n", skipped);

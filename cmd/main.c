@@ -12,6 +12,8 @@ static void usage(FILE *f) {
             "  eval      top-1/top-5 accuracy of a model on a data tree\n"
             "  attack    robust accuracy under FGSM, PGD, APGD, Square, AutoAttack over a list of eps\n"
             "  corrupt   ImageNet-C corruptions: generate them, or evaluate models with CE and mCE\n"
+            "  run       run a suite (YAML): clean, corruptions, attacks, report; resumable\n"
+            "  report    Markdown/CSV/SVG report from results files; regression gate\n"
             "run `questbench COMMAND --help` for a command's options; `questbench --version`.\n");
 }
 
@@ -24,6 +26,8 @@ int main(int argc, char **argv) {
     if (!strcmp(c, "predict")) return cmd_predict(argc - 1, argv + 1);
     if (!strcmp(c, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(c, "attack")) return cmd_attack(argc - 1, argv + 1);
+    if (!strcmp(c, "report")) return cmd_report(argc - 1, argv + 1);
+    if (!strcmp(c, "run")) return cmd_run(argc - 1, argv + 1);
     if (!strcmp(c, "corrupt")) return cmd_corrupt(argc - 1, argv + 1);
     fprintf(stderr, "questbench: unknown command '%s' (try questbench --help)\n", c);
     return QB_EXIT_USAGE;

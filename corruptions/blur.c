@@ -58,12 +58,16 @@ int qb_defocus_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, cons
         for (int b = 0; b < sz; b++)
             if (K[a * sz + b] != 0) { if (b < b0[a]) b0[a] = b; b1[a] = b; }
     }
-    double *pad = malloc((size_t)P * P * sizeof(double)), *acc = malloc((size_t)S * sizeof(double));
-    if (!pad || !acc) { free(pad), free(acc); return qb_error(QB_EXIT_FAIL, "defocus_blur: out of memory"); }
+    /* f64 accumulation as before (an f32 sum moved 0.5 % of values by one against the reference:
+     * flat regions land exactly on k/255) */
+    double *pad = qbc_scratch(0, (size_t)P * P * sizeof(double)), *acc = qbc_scratch(1, (size_t)S * sizeof(double));
+    if (!pad || !acc) return QB_EXIT_FAIL;
+    double lut[256];
+    for (int v = 0; v < 256; v++) lut[v] = v / 255.0;
     for (int k = 0; k < 3; k++) {
         for (int y = 0; y < P; y++) {
             const uint8_t *row = in + (size_t)qbc_reflect101(y - c, S) * S * 3;
-            for (int x = 0; x < P; x++) pad[(size_t)y * P + x] = row[qbc_reflect101(x - c, S) * 3 + k] / 255.0;
+            for (int x = 0; x < P; x++) pad[(size_t)y * P + x] = lut[row[qbc_reflect101(x - c, S) * 3 + k]];
         }
         for (int y = 0; y < S; y++) {
             for (int x = 0; x < S; x++) acc[x] = 0;
@@ -77,7 +81,6 @@ int qb_defocus_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, cons
             for (int x = 0; x < S; x++) out[((size_t)y * S + x) * 3 + k] = qbc_out8(acc[x]);
         }
     }
-    free(pad), free(acc);
     return 0;
 }
 
@@ -100,15 +103,20 @@ int qb_glass_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const 
     int rc = qbc_gauss_f64(a, S, S, 3, sigma, 0, 4.0);
     for (size_t i = 0; i < n && !rc; i++) y[i] = qbc_trunc8(a[i] * 255.0);
     /* in-place copies (not swaps), descending order, offsets in [−δ, δ−1] */
-    for (int it = 0; it < iters && !rc; it++)
+    int span = S - 2 * delta;
+    int *d = span > 0 ? qbc_scratch(0, (size_t)span * span * 2 * sizeof(int)) : NULL;
+    if (span > 0 && !d) rc = QB_EXIT_FAIL;
+    for (int it = 0; it < iters && !rc && span > 0; it++) {
+        qbc_randints(rng, -delta, delta, d, (size_t)span * span * 2); /* (dx, dy) per pixel, in loop order */
+        const int *dd = d;
         for (int h = S - delta; h > delta; h--)
-            for (int w = S - delta; w > delta; w--) {
-                int dx = (int)qb_crng_randint(rng, -delta, delta);
-                int dy = (int)qb_crng_randint(rng, -delta, delta);
+            for (int w = S - delta; w > delta; w--, dd += 2) {
+                int dx = dd[0], dy = dd[1];
                 uint8_t *dst = y + ((size_t)h * S + w) * 3;
                 const uint8_t *src = y + ((size_t)(h + dy) * S + (w + dx)) * 3;
                 dst[0] = src[0], dst[1] = src[1], dst[2] = src[2];
             }
+    }
     for (size_t i = 0; i < n && !rc; i++) a[i] = y[i] / 255.0;
     if (!rc) rc = qbc_gauss_f64(a, S, S, 3, sigma, 0, 4.0);
     for (size_t i = 0; i < n && !rc; i++) out[i] = qbc_out8(a[i]);

@@ -1,8 +1,10 @@
 /* crng.c — the corruptions' random source: the counter stream of lib/rng.h, or NumPy's legacy
  * RandomState (MT19937 + its double, normal, randint and poisson draws), corruptions.md App. A. */
-#include "corruptions.h"
+#include "prims.h"
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 
 void qb_crng_counter(qb_crng *r, uint64_t seed, uint64_t image_id, const char *corruption, int severity) {
     char purpose[64];
@@ -108,25 +110,191 @@ static double loggam(double x) {
     return gl;
 }
 
-long qb_crng_poisson(qb_crng *r, double lam) {
+void qbc_poisson_prep(qbc_poisson *P, double lam) {
+    P->lam = lam;
+    if (lam >= 10) {
+        P->sl = sqrt(lam), P->ll = log(lam), P->b = 0.931 + 2.53 * P->sl, P->a = -0.059 + 0.02483 * P->b;
+        P->ia = 1.1239 + 1.1328 / (P->b - 3.4), P->vr = 0.9277 - 3.6224 / (P->b - 2);
+        P->logia = log(P->ia);
+    } else P->L = exp(-lam);
+}
+
+/* NumPy's legacy poisson (multiplication for λ < 10, PTRS otherwise) with the per-λ constants
+ * precomputed: the same operations on the same values as computing them per draw. */
+long qbc_poisson_draw(qb_crng *r, const qbc_poisson *P) {
+    double lam = P->lam;
     if (lam <= 0) return 0;
     if (lam < 10) {
-        double L = exp(-lam), p = 1;
+        double p = 1;
         long X = 0;
         for (;;) {
             p *= qb_crng_uniform(r);
-            if (p > L) X++;
+            if (p > P->L) X++;
             else return X;
         }
     }
-    double sl = sqrt(lam), ll = log(lam), b = 0.931 + 2.53 * sl, a = -0.059 + 0.02483 * b;
-    double ia = 1.1239 + 1.1328 / (b - 3.4), vr = 0.9277 - 3.6224 / (b - 2);
+    double a = P->a, b = P->b;
     for (;;) {
         double U = qb_crng_uniform(r) - 0.5, V = qb_crng_uniform(r);
         double us = 0.5 - fabs(U);
         long k = (long)floor((2 * a / us + b) * U + lam + 0.43);
-        if (us >= 0.07 && V <= vr) return k;
+        if (us >= 0.07 && V <= P->vr) return k;
         if (k < 0 || (us < 0.013 && V > us)) continue;
-        if (log(V) + log(ia) - log(a / (us * us) + b) <= -lam + k * ll - loggam(k + 1)) return k;
+        if (log(V) + P->logia - log(a / (us * us) + b) <= -lam + k * P->ll - loggam(k + 1)) return k;
+    }
+}
+
+long qb_crng_poisson(qb_crng *r, double lam) {
+    if (lam <= 0) return 0;
+    qbc_poisson P;
+    qbc_poisson_prep(&P, lam);
+    return qbc_poisson_draw(r, &P);
+}
+
+/* ---------------- bulk draws (corruptions.md App. A; the counter path's fast samplers) ---------------- */
+
+/* Bulk words of the counter stream: SplitMix64 (one finaliser round) over the stream's counter,
+ * keyed by its key — half the work of qb_rng_u64's two rounds, still a keyed bijection of the
+ * counter, so draws depend on (seed, image id, corruption, severity) and position only. */
+static inline uint64_t ctr_mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static void ctr_fill(qb_rng *g, uint64_t *u, size_t n) {
+    uint64_t key = g->key, c0 = g->counter;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) u[i] = ctr_mix(key + (c0 + i) * 0x9E3779B97F4A7C15ull);
+    g->counter = c0 + n;
+}
+static inline uint64_t ctr_one(qb_rng *g) {
+    uint64_t u;
+    ctr_fill(g, &u, 1);
+    return u;
+}
+
+void qbc_uniforms(qb_crng *r, double *out, size_t n) {
+    if (r->kind != QB_CRNG_COUNTER) {
+        for (size_t i = 0; i < n; i++) out[i] = qb_crng_uniform(r);
+        return;
+    }
+    /* (u64 >> 11) · 2^−53 */
+    uint64_t buf[256];
+    for (size_t i = 0; i < n; i += 256) {
+        size_t m = n - i < 256 ? n - i : 256;
+        ctr_fill(&r->ctr, buf, m);
+        for (size_t j = 0; j < m; j++) out[i + j] = (double)(buf[j] >> 11) * (1.0 / 9007199254740992.0);
+    }
+}
+
+void qbc_randints(qb_crng *r, long lo, long hi, int *out, size_t n) {
+    uint64_t span = (uint64_t)(hi - lo);
+    if (r->kind != QB_CRNG_COUNTER || span > 0xFFFFFFFFu || span == 0) {
+        for (size_t i = 0; i < n; i++) out[i] = (int)qb_crng_randint(r, lo, hi);
+        return;
+    }
+    /* Lemire's multiply-shift on the top 32 bits, rejecting the biased low products */
+    uint32_t t = (uint32_t)(-(uint32_t)span) % (uint32_t)span;
+    uint64_t buf[256];
+    size_t i = 0;
+    while (i < n) {
+        size_t m = n - i < 256 ? n - i : 256;
+        ctr_fill(&r->ctr, buf, m);
+        size_t j = 0;
+        for (; j < m; j++) {
+            uint64_t p = (buf[j] >> 32) * span;
+            if ((uint32_t)p < t) break; /* rare: rewind the stream to just after this draw */
+            out[i + j] = (int)(lo + (long)(p >> 32));
+        }
+        if (j < m) {
+            r->ctr.counter -= m - j - 1;
+            uint64_t p = (buf[j] >> 32) * span;
+            while ((uint32_t)p < t) p = (ctr_one(&r->ctr) >> 32) * span;
+            out[i + j] = (int)(lo + (long)(p >> 32));
+            j++;
+        }
+        i += j;
+    }
+}
+
+/* Ziggurat (Marsaglia & Tsang 2000, 256 layers, 52-bit abscissae, index and sign from bits of
+ * the same word that do not overlap the abscissa): one u64 per normal on ≈ 99 % of draws, the
+ * exact N(0, 1) otherwise through the wedge and tail tests. Counter stream only. */
+#define ZIG_N 256
+#define ZIG_R 3.6541528853610088
+#define ZIG_V 4.92867323399e-3
+static uint64_t zig_k[ZIG_N];
+static double zig_w[ZIG_N], zig_f[ZIG_N];
+static pthread_once_t zig_once = PTHREAD_ONCE_INIT;
+
+static void zig_init(void) {
+    const double m = 4503599627370496.0; /* 2^52 */
+    double dn = ZIG_R, tn = dn, q = ZIG_V / exp(-0.5 * dn * dn);
+    zig_k[0] = (uint64_t)((dn / q) * m);
+    zig_k[1] = 0;
+    zig_w[0] = q / m, zig_w[ZIG_N - 1] = dn / m;
+    zig_f[0] = 1.0, zig_f[ZIG_N - 1] = exp(-0.5 * dn * dn);
+    for (int i = ZIG_N - 2; i >= 1; i--) {
+        dn = sqrt(-2.0 * log(ZIG_V / dn + exp(-0.5 * dn * dn)));
+        zig_k[i + 1] = (uint64_t)((dn / tn) * m);
+        tn = dn;
+        zig_f[i] = exp(-0.5 * dn * dn);
+        zig_w[i] = dn / m;
+    }
+}
+
+static inline double ctr_unif(qb_rng *g) { return (double)(ctr_one(g) >> 11) * (1.0 / 9007199254740992.0); }
+
+/* The rejected part of one draw with word u: wedge test, tail, or a fresh word. */
+static double zig_slow(qb_rng *g, uint64_t u) {
+    for (;;) {
+        int i = (int)(u & 0xFF);
+        uint64_t a = (u >> 12) & 0xFFFFFFFFFFFFFull; /* 52 bits */
+        double sgn = (u >> 8) & 1 ? -1.0 : 1.0;
+        if (a < zig_k[i]) return sgn * (double)a * zig_w[i];
+        if (i == 0) { /* tail beyond R */
+            double x, y;
+            do {
+                x = -log1p(-ctr_unif(g)) / ZIG_R;
+                y = -log1p(-ctr_unif(g));
+            } while (y + y < x * x);
+            return sgn * (ZIG_R + x);
+        }
+        double x = (double)a * zig_w[i];
+        if (zig_f[i] + ctr_unif(g) * (zig_f[i - 1] - zig_f[i]) < exp(-0.5 * x * x)) return sgn * x;
+        u = ctr_one(g);
+    }
+}
+
+void qbc_normals(qb_crng *r, double *out, size_t n) {
+    if (r->kind != QB_CRNG_COUNTER) {
+        for (size_t i = 0; i < n; i++) out[i] = qb_crng_normal(r);
+        return;
+    }
+    pthread_once(&zig_once, zig_init);
+    uint64_t buf[256];
+    size_t i = 0;
+    while (i < n) {
+        size_t m = n - i < 256 ? n - i : 256;
+        ctr_fill(&r->ctr, buf, m);
+        size_t j = 0;
+        for (; j < m; j++) {
+            uint64_t u = buf[j];
+            int k = (int)(u & 0xFF);
+            uint64_t a = (u >> 12) & 0xFFFFFFFFFFFFFull;
+            if (a >= zig_k[k]) break;
+            double x = (double)a * zig_w[k];
+            uint64_t bits;
+            memcpy(&bits, &x, 8);
+            bits ^= (u & 0x100) << 55; /* bit 8 → the sign bit, without a branch */
+            memcpy(&out[i + j], &bits, 8);
+        }
+        if (j < m) { /* rewind to just after word j, finish that draw from the stream */
+            r->ctr.counter -= m - j - 1;
+            out[i + j] = zig_slow(&r->ctr, buf[j]);
+            j++;
+        }
+        i += j;
     }
 }

@@ -56,7 +56,8 @@ int qb_elastic_transform(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng,
     /* displacement fields: uniform(−1, 1), Gaussian-smoothed with reflect, t = 3, times alpha */
     for (int f = 0; f < 2 && !rc; f++) {
         float *d = f == 0 ? dxf : dyf;
-        for (size_t i = 0; i < n; i++) U[i] = -1.0 + 2.0 * qb_crng_uniform(rng);
+        qbc_uniforms(rng, U, n);
+        for (size_t i = 0; i < n; i++) U[i] = -1.0 + 2.0 * U[i];
         rc = qbc_gauss_f64(U, S, S, 1, sigma, 1, 3.0);
         for (size_t i = 0; i < n; i++) d[i] = (float)(U[i] * alpha);
     }

@@ -1,5 +1,6 @@
 /* noise.c — gaussian_noise, shot_noise, impulse_noise, speckle_noise (corruptions.md 4.1–4.3, 4.16). */
 #include "prims.h"
+#include <math.h>
 
 static const double gaussian_sigma[3][5] = {
     {0.08, 0.12, 0.18, 0.26, 0.38}, {0.04, 0.08, 0.12, 0.15, 0.18}, {0.04, 0.06, 0.08, 0.09, 0.10}};
@@ -9,17 +10,72 @@ static const double impulse_amount[3][5] = {
 static const double speckle_sigma[3][5] = {
     {0.15, 0.2, 0.35, 0.45, 0.6}, {0.15, 0.2, 0.25, 0.3, 0.35}, {0.06, 0.1, 0.12, 0.16, 0.2}};
 
+/* Noise is drawn in bulk into a per-thread buffer, in the order the reference draws it. */
 int qb_gaussian_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
     double s = gaussian_sigma[ctx->preset][sev - 1];
     size_t n = (size_t)ctx->S * ctx->S * 3;
-    for (size_t i = 0; i < n; i++) out[i] = qbc_out8(in[i] / 255.0 + s * qb_crng_normal(rng));
+    double *z = qbc_scratch(0, n * sizeof(double));
+    if (!z) return QB_EXIT_FAIL;
+    qbc_normals(rng, z, n);
+    for (size_t i = 0; i < n; i++) out[i] = qbc_out8(in[i] / 255.0 + s * z[i]);
     return 0;
 }
 
+/* Poisson(v/255·c)/c per value. NumPy source: NumPy's algorithm draw by draw, its constants
+ * computed once per distinct value. Counter stream on large images: inversion of the exact
+ * Poisson CDF, one uniform per value, with a table per distinct input value (≤ 256) and a
+ * 64-entry guide table to start the search. */
+#define SHOT_GUIDE 64
 int qb_shot_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
     double c = shot_c[ctx->preset][sev - 1];
     size_t n = (size_t)ctx->S * ctx->S * 3;
-    for (size_t i = 0; i < n; i++) out[i] = qbc_out8((double)qb_crng_poisson(rng, in[i] / 255.0 * c) / c);
+    if (rng->kind == QB_CRNG_NUMPY || (double)n < 64 * c) {
+        qbc_poisson *P = qbc_scratch(1, 256 * sizeof(qbc_poisson));
+        if (!P) return QB_EXIT_FAIL;
+        uint8_t have[256] = {0};
+        for (size_t i = 0; i < n; i++) {
+            if (!have[in[i]]) qbc_poisson_prep(&P[in[i]], in[i] / 255.0 * c), have[in[i]] = 1;
+            out[i] = qbc_out8((double)qbc_poisson_draw(rng, &P[in[i]]) / c);
+        }
+        return 0;
+    }
+    int maxlen = (int)(c + 12 * sqrt(c) + 40);
+    double *cdf = qbc_scratch(1, (size_t)256 * maxlen * sizeof(double));
+    uint8_t *guide = qbc_scratch(2, (size_t)256 * SHOT_GUIDE * sizeof(uint16_t));
+    double *u = qbc_scratch(0, 256 * sizeof(double));
+    if (!cdf || !guide || !u) return QB_EXIT_FAIL;
+    uint16_t *gd = (uint16_t *)guide;
+    uint8_t have[256] = {0};
+    for (size_t i0 = 0; i0 < n; i0 += 256) {
+        size_t m = n - i0 < 256 ? n - i0 : 256;
+        qbc_uniforms(rng, u, m);
+        for (size_t j = 0; j < m; j++) {
+            int v = in[i0 + j];
+            double *F = cdf + (size_t)v * maxlen;
+            uint16_t *G = gd + (size_t)v * SHOT_GUIDE;
+            if (!have[v]) {
+                double lam = v / 255.0 * c, p = exp(-lam), acc = 0;
+                int k = 0;
+                for (; k < maxlen - 1; k++) {
+                    acc += p;
+                    F[k] = acc;
+                    if (k > lam && p < 1e-20) break;
+                    p *= lam / (k + 1);
+                }
+                F[k] = 2.0; /* the tail beyond (mass < 1e-19) lands on the last k */
+                int kk = 0;
+                for (int g = 0; g < SHOT_GUIDE; g++) {
+                    while (F[kk] <= (double)g / SHOT_GUIDE) kk++;
+                    G[g] = (uint16_t)kk;
+                }
+                have[v] = 1;
+            }
+            double x = u[j];
+            int k = G[(int)(x * SHOT_GUIDE)];
+            while (F[k] <= x) k++;
+            out[i0 + j] = qbc_out8((double)k / c);
+        }
+    }
     return 0;
 }
 
@@ -27,9 +83,13 @@ int qb_shot_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const 
 int qb_impulse_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
     double a = impulse_amount[ctx->preset][sev - 1];
     size_t n = (size_t)ctx->S * ctx->S * 3;
-    for (size_t i = 0; i < n; i++) out[i] = qb_crng_uniform(rng) < a; /* flipped */
+    double *u = qbc_scratch(0, n * sizeof(double));
+    if (!u) return QB_EXIT_FAIL;
+    qbc_uniforms(rng, u, n);
+    for (size_t i = 0; i < n; i++) out[i] = u[i] < a; /* flipped */
+    qbc_uniforms(rng, u, n);
     for (size_t i = 0; i < n; i++) {
-        int salted = qb_crng_uniform(rng) < 0.5;
+        int salted = u[i] < 0.5;
         out[i] = out[i] ? (salted ? 255 : 0) : in[i];
     }
     return 0;
@@ -38,9 +98,12 @@ int qb_impulse_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, con
 int qb_speckle_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
     double s = speckle_sigma[ctx->preset][sev - 1];
     size_t n = (size_t)ctx->S * ctx->S * 3;
+    double *z = qbc_scratch(0, n * sizeof(double));
+    if (!z) return QB_EXIT_FAIL;
+    qbc_normals(rng, z, n);
     for (size_t i = 0; i < n; i++) {
         double u = in[i] / 255.0;
-        out[i] = qbc_out8(u + u * (s * qb_crng_normal(rng)));
+        out[i] = qbc_out8(u + u * (s * z[i]));
     }
     return 0;
 }

@@ -1,6 +1,7 @@
 /* prims.c — shared primitives of the corruptions (corruptions.md §3). */
 #include "prims.h"
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,26 +24,50 @@ static void ext_table(int *idx, int n, int r, int reflect) {
     for (int j = 0; j < n + 2 * r; j++) idx[j] = reflect ? qbc_reflect(j - r, n) : qbc_clampi(j - r, 0, n - 1);
 }
 
-/* One 1-D pass over `lines` lines of n samples with stride `step` between samples and `lstride`
- * between lines, using SciPy's symmetric accumulation order: w0·x[i] + Σ_{m=r..1} (x[i−m] + x[i+m])·w[m].
- * tmp: (n + 2r) doubles for the extended line, acc: n doubles. */
-#define GAUSS_PASS(T)                                                                                           \
-    static void gauss_pass_##T(T *a, int n, int lines, long step, long lstride, const double *w, int r,      \
-                               const int *idx, double *ext, double *acc) {                                   \
-        for (int l = 0; l < lines; l++) {                                                                     \
-            T *p = a + l * lstride;                                                                           \
-            for (int j = 0; j < n + 2 * r; j++) ext[j] = (double)p[idx[j] * step];                            \
-            const double *x = ext + r;                                                                        \
-            _Pragma("omp simd") for (int i = 0; i < n; i++) acc[i] = x[i] * w[0];                             \
+/* SciPy's symmetric accumulation order per output sample: w0·x[i] + Σ_{m=r..1} (x[i−m] + x[i+m])·w[m],
+ * evaluated for whole rows at a time so the loops run over contiguous memory (same operations on
+ * the same values per sample, so the same result as a line-by-line pass).
+ * Axis 0: row i of the output combines rows ext(i±m) of the input; rows are w·c samples long.
+ * tmp: h·w·c doubles for the output (the pass is not in place); acc: w·c doubles. */
+#define GAUSS_AXIS0(T)                                                                                          \
+    static void gauss_axis0_##T(T *a, int h, int rowlen, const double *w, int r, const int *idx, double *acc, \
+                                T *tmp) {                                                                     \
+        for (int i = 0; i < h; i++) {                                                                         \
+            const T *x0 = a + (size_t)idx[i + r] * rowlen;                                                    \
+            _Pragma("omp simd") for (int j = 0; j < rowlen; j++) acc[j] = (double)x0[j] * w[0];               \
+            for (int m = r; m >= 1; m--) {                                                                    \
+                const T *xm = a + (size_t)idx[i + r - m] * rowlen, *xp = a + (size_t)idx[i + r + m] * rowlen; \
+                double wm = w[m];                                                                             \
+                _Pragma("omp simd") for (int j = 0; j < rowlen; j++) acc[j] += ((double)xm[j] + (double)xp[j]) * wm; \
+            }                                                                                                 \
+            T *o = tmp + (size_t)i * rowlen;                                                                  \
+            for (int j = 0; j < rowlen; j++) o[j] = (T)acc[j];                                                \
+        }                                                                                                     \
+        memcpy(a, tmp, (size_t)h * rowlen * sizeof(T));                                                      \
+    }
+/* Axis 1: each row extended by r pixels each side (c channels interleaved), then taps ±m·c. */
+#define GAUSS_AXIS1(T)                                                                                          \
+    static void gauss_axis1_##T(T *a, int h, int wd, int c, const double *w, int r, const int *idx, double *ext, \
+                                double *acc) {                                                                \
+        int rowlen = wd * c;                                                                                  \
+        for (int y = 0; y < h; y++) {                                                                         \
+            T *p = a + (size_t)y * rowlen;                                                                    \
+            for (int j = 0; j < wd + 2 * r; j++)                                                              \
+                for (int k = 0; k < c; k++) ext[j * c + k] = (double)p[idx[j] * c + k];                       \
+            const double *x = ext + r * c;                                                                    \
+            _Pragma("omp simd") for (int j = 0; j < rowlen; j++) acc[j] = x[j] * w[0];                        \
             for (int m = r; m >= 1; m--) {                                                                    \
                 double wm = w[m];                                                                             \
-                _Pragma("omp simd") for (int i = 0; i < n; i++) acc[i] += (x[i - m] + x[i + m]) * wm;         \
+                const double *xm = x - m * c, *xp = x + m * c;                                                \
+                _Pragma("omp simd") for (int j = 0; j < rowlen; j++) acc[j] += (xm[j] + xp[j]) * wm;          \
             }                                                                                                 \
-            for (int i = 0; i < n; i++) p[i * step] = (T)acc[i];                                              \
+            for (int j = 0; j < rowlen; j++) p[j] = (T)acc[j];                                                \
         }                                                                                                     \
     }
-GAUSS_PASS(double)
-GAUSS_PASS(float)
+GAUSS_AXIS0(double)
+GAUSS_AXIS0(float)
+GAUSS_AXIS1(double)
+GAUSS_AXIS1(float)
 
 /* For radii far beyond the line (elastic's σ = 170.8 → r = 512 on 224 samples), fold the
  * kernel onto the n source samples: W[i][s] = Σ_{m: ext(i+m) = s} w[|m|]. Same sum, other order. */
@@ -80,22 +105,24 @@ GAUSS_FOLDED(float)
         int folded = 2 * r + 1 > nmax;                                                                        \
         size_t extn = (size_t)nmax + 2 * (size_t)r;                                                           \
         int *idx = malloc(extn * sizeof(int));                                                                \
-        double *ext = malloc(extn * sizeof(double)), *acc = malloc((size_t)nmax * sizeof(double));           \
+        double *ext = qbc_scratch(6, extn * c * sizeof(double)), *acc = malloc((size_t)nmax * c * sizeof(double)); \
+        T *tmp = folded ? NULL : qbc_scratch(7, (size_t)h * w * c * sizeof(T));                               \
         double *W = folded ? malloc((size_t)nmax * nmax * sizeof(double)) : NULL;                             \
-        if (!idx || !ext || !acc || (folded && !W)) {                                                         \
-            free(wt), free(idx), free(ext), free(acc), free(W);                                               \
+        if (!idx || !ext || !acc || (folded && !W) || (!folded && !tmp)) {                                    \
+            free(wt), free(idx), free(acc), free(W);                                                          \
             return qb_error(QB_EXIT_FAIL, "gaussian: out of memory");                                         \
         }                                                                                                     \
         /* axis 0 (down the columns), then axis 1 (along the rows) */                                        \
-        for (int k = 0; k < c; k++) {                                                                         \
-            if (folded) gauss_folded_##T(a + k, h, w, (long)w * c, c, wt, r, reflect, W, ext, acc);           \
-            else { ext_table(idx, h, r, reflect); gauss_pass_##T(a + k, h, w, (long)w * c, c, wt, r, idx, ext, acc); } \
+        if (folded) {                                                                                         \
+            for (int k = 0; k < c; k++) gauss_folded_##T(a + k, h, w, (long)w * c, c, wt, r, reflect, W, ext, acc); \
+            for (int k = 0; k < c; k++) gauss_folded_##T(a + k, w, h, c, (long)w * c, wt, r, reflect, W, ext, acc); \
+        } else {                                                                                              \
+            ext_table(idx, h, r, reflect);                                                                    \
+            gauss_axis0_##T(a, h, w * c, wt, r, idx, acc, tmp);                                               \
+            ext_table(idx, w, r, reflect);                                                                    \
+            gauss_axis1_##T(a, h, w, c, wt, r, idx, ext, acc);                                                \
         }                                                                                                     \
-        for (int k = 0; k < c; k++) {                                                                         \
-            if (folded) gauss_folded_##T(a + k, w, h, c, (long)w * c, wt, r, reflect, W, ext, acc);           \
-            else { ext_table(idx, w, r, reflect); gauss_pass_##T(a + k, w, h, c, (long)w * c, wt, r, idx, ext, acc); } \
-        }                                                                                                     \
-        free(wt), free(idx), free(ext), free(acc), free(W);                                                   \
+        free(wt), free(idx), free(acc), free(W);                                                              \
         return 0;                                                                                             \
     }
 GAUSS_IMPL(double)
@@ -465,4 +492,36 @@ void qbc_filter2d_u8_3x3(uint8_t *out, const uint8_t *in, int h, int w, const do
             int t = (int)nearbyint(s);
             out[(size_t)y * w + x] = (uint8_t)(t < 0 ? 0 : t > 255 ? 255 : t);
         }
+}
+
+/* ---------------- per-thread scratch ---------------- */
+
+typedef struct { void *p[QBC_SCRATCH_SLOTS]; size_t cap[QBC_SCRATCH_SLOTS]; } scratch_set;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static void scratch_free(void *v) {
+    scratch_set *s = v;
+    for (int i = 0; i < QBC_SCRATCH_SLOTS; i++) free(s->p[i]);
+    free(s);
+}
+static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
+
+void *qbc_scratch(int slot, size_t bytes) {
+    pthread_once(&scratch_once, scratch_init);
+    scratch_set *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        if (!(s = calloc(1, sizeof *s)) || pthread_setspecific(scratch_key, s)) {
+            free(s);
+            qb_error(QB_EXIT_FAIL, "out of memory");
+            return NULL;
+        }
+    }
+    if (s->cap[slot] < bytes) {
+        free(s->p[slot]);
+        s->cap[slot] = 0;
+        size_t want = bytes + bytes / 4;
+        if (!(s->p[slot] = qb_malloc(want))) return NULL;
+        s->cap[slot] = want;
+    }
+    return s->p[slot];
 }

@@ -39,6 +39,25 @@ void qbc_blur3_u8(uint8_t *out, const uint8_t *in, int h, int w);
 void qbc_equalize_hist(uint8_t *out, const uint8_t *in, int n);
 void qbc_filter2d_u8_3x3(uint8_t *out, const uint8_t *in, int h, int w, const double k[9]);
 
+/* ---- bulk random draws and scratch (crng.c, prims.c) ---- */
+/* n draws in stream order. NumPy source: exactly n calls of qb_crng_uniform / qb_crng_randint /
+ * qb_crng_normal (bit-identical to the reference's draws). Counter stream: bulk SplitMix64 words
+ * of the keyed stream; normals by a 256-layer ziggurat (exact N(0,1), one word per draw mostly). */
+void qbc_uniforms(qb_crng *r, double *out, size_t n);
+void qbc_randints(qb_crng *r, long lo, long hi, int *out, size_t n);
+void qbc_normals(qb_crng *r, double *out, size_t n);
+
+/* NumPy's legacy poisson with its per-λ constants computed once (bit-identical draws). */
+typedef struct { double lam, L, sl, ll, b, a, ia, vr, logia; } qbc_poisson;
+void qbc_poisson_prep(qbc_poisson *P, double lam);
+long qbc_poisson_draw(qb_crng *r, const qbc_poisson *P);
+
+/* A per-thread buffer of at least `bytes` (64-byte aligned), reused by later calls on the same
+ * thread with the same slot (0..QBC_SCRATCH_SLOTS−1); contents are not preserved across calls
+ * that grow it. NULL after qb_error on allocation failure. Freed when the thread exits. */
+#define QBC_SCRATCH_SLOTS 8
+void *qbc_scratch(int slot, size_t bytes);
+
 /* NumPy's float64 → uint8 cast (truncation; x86 wraps values ≥ 256, NaN → 0). */
 static inline uint8_t qbc_trunc8(double v) {
     if (!(v == v)) return 0;

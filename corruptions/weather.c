@@ -22,7 +22,8 @@ int qb_snow(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_cor
     double *layer = calloc(n, sizeof(double)), *Z = malloc(n * sizeof(double)); /* calloc: quiets a false -Wmaybe-uninitialized */
     uint8_t *N8 = malloc(n), *L8 = malloc(n);
     if (!layer || !Z || !N8 || !L8) { free(layer), free(Z), free(N8), free(L8); return qb_error(QB_EXIT_FAIL, "snow: out of memory"); }
-    for (size_t i = 0; i < n; i++) layer[i] = c[0] + c[1] * qb_crng_normal(rng);
+    qbc_normals(rng, layer, n);
+    for (size_t i = 0; i < n; i++) layer[i] = c[0] + c[1] * layer[i];
     int rc = qbc_clipped_zoom_f64(Z, layer, S, 1, c[2]);
     for (size_t i = 0; i < n && !rc; i++) {
         double v = Z[i] < c[3] ? 0 : Z[i];
@@ -221,7 +222,8 @@ int qb_spatter(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_
     uint8_t *L8 = malloc(n), *u1 = malloc(n), *u2 = malloc(n);
     int rc = 0;
     if (!Lq || !fa || !fb || !L8 || !u1 || !u2) { rc = qb_error(QB_EXIT_FAIL, "spatter: out of memory"); goto done; }
-    for (size_t i = 0; i < n; i++) Lq[i] = c[0] + c[1] * qb_crng_normal(rng);
+    qbc_normals(rng, Lq, n);
+    for (size_t i = 0; i < n; i++) Lq[i] = c[0] + c[1] * Lq[i];
     if ((rc = qbc_gauss_f64(Lq, S, S, 1, c[2], 0, 4.0))) goto done;
     for (size_t i = 0; i < n; i++) if (Lq[i] < c[3]) Lq[i] = 0;
     if (c[5] == 0) { /* water */

@@ -19,6 +19,7 @@ enum {
     QB_EXIT_MODEL = 3,   /* model file unreadable, malformed or inconsistent */
     QB_EXIT_DATA = 4,    /* image or data tree unreadable or malformed */
     QB_EXIT_IO = 5,      /* cannot write an output file */
+    QB_EXIT_REGRESSION = 6, /* report --baseline: a metric got worse beyond the tolerance */
 };
 
 /* Record the last error (printf-style); thread-local. Returns `code` so a caller

@@ -5,10 +5,13 @@
 #include <sys/wait.h>
 
 const char *qbt_fixture(const char *name) {
-    static _Thread_local char buf[4096];
+    /* eight buffers in turn, so several results can sit in one call's arguments */
+    static _Thread_local char buf[8][4096];
+    static _Thread_local int next;
+    char *b = buf[next++ & 7];
     const char *dir = getenv("QB_FIXTURES");
-    snprintf(buf, sizeof buf, "%s/%s", dir ? dir : "tests/fixtures", name);
-    return buf;
+    snprintf(b, 4096, "%s/%s", dir ? dir : "tests/fixtures", name);
+    return b;
 }
 
 const char *qbt_bin(void) {
@@ -37,7 +40,8 @@ static char *slurp(const char *path) {
 }
 
 int qbt_run(const char *cmd, char **out, char **err) {
-    const char *d = qbt_tmpdir();
+    char d[64] = "/tmp/qbrun.XXXXXX"; /* its own folder: callers may hold qbt_tmpdir()'s buffer */
+    if (!mkdtemp(d)) return -1;
     char full[8192], po[300], pe[300];
     snprintf(po, sizeof po, "%s/out", d);
     snprintf(pe, sizeof pe, "%s/err", d);

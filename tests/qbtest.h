@@ -5,7 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Path of a committed fixture under tests/fixtures (QB_FIXTURES), in a static buffer. */
+/* Path of a committed fixture under tests/fixtures (QB_FIXTURES), in one of 8 static buffers
+ * used in turn (copy it to keep it past 7 more calls). */
 const char *qbt_fixture(const char *name);
 /* Path of the built CLI (QB_BIN). */
 const char *qbt_bin(void);

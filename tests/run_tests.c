@@ -12,10 +12,14 @@
     X(vit_ops_suite) \
     X(model_suite) \
     X(loss_suite) \
+    X(report_suite) \
     X(rng_suite) \
     X(corruptions_suite) \
     X(attacks_suite) \
-    X(cli_suite)
+    X(cli_suite) \
+    X(corrupt_cli_suite) \
+    X(run_suite) \
+    X(errors_suite)
 
 #define DECLARE(name) Suite *name(void);
 QB_SUITES(DECLARE)

@@ -4,6 +4,7 @@
 #include "qbtest.h"
 #include "attacks.h"
 #include "model.h"
+#include "results.h"
 #include "rng.h"
 #include "safetensors.h"
 #include <math.h>
@@ -310,10 +311,10 @@ START_TEST(test_batch_and_thread_invariance) {
     }
     int saved = omp_get_max_threads();
     for (int k = 0; k < QB_ATK_COUNT; k++) {
-        if (k == QB_ATK_FAB_T) continue;
         for (int norm = 0; norm < 2; norm++) {
-            if (k == QB_ATK_SQUARE && norm) continue;
-            qb_attack_cfg c = cfg_make((qb_norm)norm, norm ? 0.5f : 4.0f / 255, 0, k == QB_ATK_SQUARE ? 30 : 4);
+            if ((k == QB_ATK_SQUARE || k == QB_ATK_FAB_T) && norm) continue;
+            qb_attack_cfg c = cfg_make((qb_norm)norm, norm ? 0.5f : k == QB_ATK_FAB_T ? 0.05f : 4.0f / 255, 0,
+                                       k == QB_ATK_SQUARE ? 30 : 4);
             c.random_start = 1, c.restarts = 2, c.n_targets = 3, c.seed = 11;
             omp_set_num_threads(2);
             ck_assert_int_eq(qb_attack_run(&ws, k, &c, x, y, ids, B, a8), 0);
@@ -342,6 +343,95 @@ START_TEST(test_batch_and_thread_invariance) {
 }
 END_TEST
 
+/* FAB's L∞ projection: the displaced point is in [0,1] and on the hyperplane when it is
+ * reachable, and no smaller L∞ radius reaches it; an unreachable one goes to the corner. */
+START_TEST(test_fab_projection) {
+    size_t plane = 5, n = 3 * plane;
+    float t[15], w[15], dd[15], scale[3] = {1, 1, 1};
+    char scratch[15 * 8];
+    qb_rng r = qb_rng_stream(9, 9, "fab-proj");
+    for (int trial = 0; trial < 200; trial++) {
+        for (size_t i = 0; i < n; i++) t[i] = qb_rng_uniformf(&r), w[i] = (float)qb_rng_normal(&r);
+        if (trial % 5 == 0) w[trial % n] = 0;
+        double wt = 0, wmin = 0, wmax = 0;
+        for (size_t i = 0; i < n; i++) wt += (double)w[i] * t[i], wmin += w[i] < 0 ? w[i] : 0, wmax += w[i] > 0 ? w[i] : 0;
+        double b = wt + (qb_rng_uniform(&r) - 0.5) * (trial % 7 == 0 ? 40 : 4); /* some out of reach */
+        qb_fab_project_linf(t, w, b, plane, scale, dd, scratch);
+        double wv = 0, lam = 0;
+        for (size_t i = 0; i < n; i++) {
+            float v = t[i] + dd[i];
+            ck_assert(v >= -1e-6f && v <= 1 + 1e-6f);
+            if (w[i] == 0) ck_assert(dd[i] == 0);
+            wv += (double)w[i] * v;
+            lam = fabs(dd[i]) > lam ? fabs(dd[i]) : lam;
+        }
+        int reachable = b >= wmin - 1e-9 && b <= wmax + 1e-9;
+        if (!reachable) {
+            for (size_t i = 0; i < n; i++) /* every coordinate at the bound that moves w·v toward b */
+                if (w[i] != 0) ck_assert(fabsf(t[i] + dd[i] - ((w[i] > 0) == (b > wt) ? 1.0f : 0.0f)) < 1e-6f);
+            continue;
+        }
+        ck_assert_msg(fabs(wv - b) < 1e-4 * (1 + fabs(b)), "trial %d: w.v %g vs b %g", trial, wv, b);
+        /* a radius 1% smaller cannot reach the hyperplane */
+        double best = 0, l2 = 0.99 * lam;
+        for (size_t i = 0; i < n; i++) {
+            double p = (w[i] > 0) == (b > wt) ? 1.0 - t[i] : t[i];
+            best += fabs(w[i]) * (p < l2 ? p : l2);
+        }
+        ck_assert_msg(lam < 1e-9 || best < fabs(b - wt) * (1 + 1e-9), "trial %d: radius %g is not minimal", trial, lam);
+    }
+}
+END_TEST
+
+/* FAB-T on both fixture models: in the ball and [0,1], deterministic, and it breaks the
+ * points PGD breaks at a large eps (a minimum-norm attack then finds a point inside the ball). */
+START_TEST(test_fab_t) {
+    fixture fx;
+    fixture_open(&fx, FIXTURES[_i]);
+    int B = fx.B;
+    qb_attack_ws ws;
+    ck_assert_int_eq(qb_attack_ws_init(&ws, &fx.m.vit, B), 0);
+    size_t nx = B * fx.d;
+    float *a1 = malloc(nx * sizeof(float)), *a2 = malloc(nx * sizeof(float)), *ap = malloc(nx * sizeof(float));
+    float *dl = malloc(fx.d * sizeof(float));
+    int y[16], pred[16];
+    uint64_t ids[16];
+    ck_assert_int_eq(qb_attack_predict(&ws, fx.x, B, pred), 0);
+    for (int b = 0; b < B; b++) y[b] = pred[b], ids[b] = 100 + b; /* every point clean-correct */
+    float eps_list[2] = {2.0f / 255, 0.1f};
+    for (int e = 0; e < 2; e++) {
+        qb_attack_cfg c = cfg_make(QB_NORM_LINF, eps_list[e], 0, 20);
+        c.n_targets = 3, c.restarts = 2, c.seed = 3;
+        ck_assert_int_eq(qb_attack_run(&ws, QB_ATK_FAB_T, &c, fx.x, y, ids, B, a1), 0);
+        ck_assert_int_eq(qb_attack_run(&ws, QB_ATK_FAB_T, &c, fx.x, y, ids, B, a2), 0);
+        ck_assert_msg(memcmp(a1, a2, nx * sizeof(float)) == 0, "fab-t is not deterministic");
+        qb_attack_cfg cp = cfg_make(QB_NORM_LINF, eps_list[e], 0, 10);
+        cp.random_start = 1;
+        ck_assert_int_eq(qb_attack_run(&ws, QB_ATK_PGD, &cp, fx.x, y, ids, B, ap), 0);
+        int pf[16], pp[16], broken_fab = 0, broken_pgd = 0;
+        ck_assert_int_eq(qb_attack_predict(&ws, a1, B, pf), 0);
+        ck_assert_int_eq(qb_attack_predict(&ws, ap, B, pp), 0);
+        for (int b = 0; b < B; b++) {
+            for (size_t i = 0; i < fx.d; i++) {
+                float v = a1[b * fx.d + i];
+                ck_assert(v >= 0 && v <= 1);
+                dl[i] = v - fx.x[b * fx.d + i];
+            }
+            ck_assert(qb_attack_norm(QB_NORM_LINF, dl, fx.plane, c.scale) <= c.eps + 1e-7);
+            broken_fab += pf[b] != y[b], broken_pgd += pp[b] != y[b];
+            if (pf[b] == y[b]) /* not broken: the clean image comes back */
+                ck_assert(memcmp(a1 + b * fx.d, fx.x + b * fx.d, fx.d * sizeof(float)) == 0);
+            if (e == 1 && pp[b] != y[b]) ck_assert_msg(pf[b] != y[b], "image %d: PGD breaks it at eps 0.1, FAB-T does not", b);
+        }
+        if (e == 1) ck_assert_int_gt(broken_pgd, 0);
+        if (e == 1) ck_assert_int_ge(broken_fab, broken_pgd);
+    }
+    free(a1), free(a2), free(ap), free(dl);
+    qb_attack_ws_free(&ws);
+    fixture_close(&fx);
+}
+END_TEST
+
 /* The CLI end to end on a tiny data tree labelled with the model's own predictions. */
 START_TEST(test_cli) {
     char dir[256], cmd[4096], *out = NULL, *err = NULL;
@@ -355,33 +445,99 @@ START_TEST(test_cli) {
     }
     const char *model = qbt_fixture("attacks/sdpa_attack.safetensors");
     /* labels = clean predictions, so every point starts robust */
-    snprintf(cmd, sizeof cmd, "%s attack --model %s --data %s/data --attack fgsm --eps 1/255 --out %s/p.csv", qbt_bin(),
+    snprintf(cmd, sizeof cmd, "%s attack --model %s --data %s/data --attack fgsm --eps 1/255 --per-image %s/p.csv", qbt_bin(),
              model, dir, dir);
     ck_assert_int_eq(qbt_run(cmd, &out, &err), 0);
     free(out), free(err);
-    snprintf(cmd, sizeof cmd, "grep '^image' %s/p.csv | awk -F, '{print $9, $11}' > %s/labels.txt", dir, dir);
+    snprintf(cmd, sizeof cmd, "awk -F, 'NR > 1 {print $8, $10}' %s/p.csv > %s/labels.txt", dir, dir);
     ck_assert_int_eq(system(cmd), 0);
     snprintf(cmd, sizeof cmd,
-             "%s attack --model %s --data %s/data --labels %s/labels.txt --attack fgsm,pgd,apgd-ce,standard --eps 1/255,0.1 "
-             "--steps 5 --batch 3 --seed 5 --save-adv %s/adv --out %s/a.csv",
-             qbt_bin(), model, dir, dir, dir, dir);
+             "%s attack --model tiny=%s --data %s/data --labels %s/labels.txt --attack fgsm,pgd,apgd-ce,standard --eps 1/255,0.1 "
+             "--steps 5 --batch 3 --seed 5 --save-adv %s/adv --out %s/r.csv --per-image %s/a.csv",
+             qbt_bin(), model, dir, dir, dir, dir, dir);
     ck_assert_int_eq(qbt_run(cmd, &out, &err), 0);
     ck_assert_ptr_nonnull(strstr(out, "clean accuracy: 100.00% (4/4)"));
     ck_assert_ptr_nonnull(strstr(out, "worst"));
     ck_assert_ptr_nonnull(strstr(out, "sanity:"));
     ck_assert_ptr_null(strstr(out, "EXCEEDS"));
     free(out), free(err);
-    /* every row has the header's 25 fields; 4 images × 4 attacks × 2 eps image rows */
-    snprintf(cmd, sizeof cmd, "(awk -F, 'NF != 25' %s/a.csv | wc -l; grep -c '^image,' %s/a.csv; "
-                              "grep -c '^summary,.*,worst,' %s/a.csv; grep -c '^summary,.*,standard/square,' %s/a.csv; "
-                              "ls %s/adv/sdpa_attack/pgd/eps_1_255/a | wc -l)", dir, dir, dir, dir, dir);
+    /* per-image: 21 fields, 4 images x 4 attacks x 2 eps rows; PNGs under the model's NAME */
+    snprintf(cmd, sizeof cmd, "(awk -F, 'NF != 21' %s/a.csv | wc -l; tail -n +2 %s/a.csv | wc -l; "
+                              "ls %s/adv/tiny/pgd/eps_1_255/a | wc -l)", dir, dir, dir);
     ck_assert_int_eq(qbt_run(cmd, &out, &err), 0);
-    ck_assert_str_eq(out, "0\n32\n2\n2\n2\n");
+    ck_assert_str_eq(out, "0\n32\n2\n");
     free(out), free(err);
-    /* batch 3 and 2 threads vs batch 1 and 1 thread: the same rows (grouped by batch, so sorted) */
+    /* the results rows, read back: one clean row, 4 attacks x 2 eps and a worst row per eps, each
+     * matching the per-image rows (correct = robust points) */
+    char path[512];
+    snprintf(path, sizeof path, "%s/r.csv", dir);
+    qb_results rs = {0};
+    ck_assert_int_eq(qb_results_read(&rs, path), 0);
+    ck_assert_int_eq(rs.n, 11);
+    char sha[65];
+    ck_assert_int_eq(qb_sha256_file(model, sha), 0);
+    int n_clean = 0, n_worst = 0;
+    for (int i = 0; i < rs.n; i++) {
+        qb_result *w = &rs.rows[i];
+        ck_assert_str_eq(w->model, "tiny");
+        ck_assert_str_eq(w->model_sha256, sha);
+        ck_assert_str_eq(w->attention, "sdpa");
+        ck_assert_int_eq(w->n, 4);
+        ck_assert_int_eq((int)w->seed, 5);
+        ck_assert(strstr(w->dataset, "/data") != NULL);
+        if (!strcmp(w->kind, "clean")) { n_clean++; ck_assert_int_eq(w->correct, 4); continue; }
+        ck_assert_str_eq(w->kind, "attack");
+        ck_assert_str_eq(w->norm, "linf");
+        ck_assert(fabs(w->eps - 1.0 / 255) < 1e-12 || fabs(w->eps - 0.1) < 1e-12);
+        /* count from the per-image rows: robust points of this attack, or images robust under all */
+        snprintf(path, sizeof path, "%s/a.csv", dir);
+        FILE *f = fopen(path, "r");
+        ck_assert_ptr_nonnull(f);
+        char line[1024], broken_img[8][256];
+        int n_broken = 0;
+        long expect = 0;
+        int worst_row = !strcmp(w->attack, "worst");
+        n_worst += worst_row;
+        ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+        while (fgets(line, sizeof line, f)) {
+            char *fl[24], *rest = line, *tok;
+            int nf = 0;
+            while (nf < 24 && (tok = strsep(&rest, ","))) fl[nf++] = tok;
+            ck_assert_int_eq(nf, 21);
+            if (fabs(atof(fl[4]) - w->eps) > 1e-7) continue;
+            int rob = atoi(fl[12]);
+            if (!worst_row) { expect += !strcmp(fl[2], w->attack) && rob; continue; }
+            if (rob) continue;
+            int seen = 0;
+            for (int k = 0; k < n_broken; k++) seen |= !strcmp(broken_img[k], fl[7]);
+            if (!seen && n_broken < 8) snprintf(broken_img[n_broken++], sizeof broken_img[0], "%s", fl[7]);
+        }
+        fclose(f);
+        if (worst_row) expect = 4 - n_broken;
+        ck_assert_msg(w->correct == expect, "%s eps %g: correct %ld, per-image rows say %ld", w->attack, w->eps, w->correct, expect);
+    }
+    ck_assert_int_eq(n_clean, 1);
+    ck_assert_int_eq(n_worst, 2);
+    qb_results_free(&rs);
+    /* --resume: the same run again appends nothing; a new eps appends its rows only */
     snprintf(cmd, sizeof cmd,
-             "%s attack --model %s --data %s/data --labels %s/labels.txt --attack fgsm,pgd,apgd-ce,standard --eps 1/255,0.1 "
-             "--steps 5 --batch 1 --seed 5 --threads 1 --out %s/b.csv >/dev/null && sort %s/a.csv > %s/as && sort %s/b.csv > %s/bs && cmp %s/as %s/bs",
+             "%s attack --model tiny=%s --data %s/data --labels %s/labels.txt --attack fgsm,pgd,apgd-ce,standard --eps 1/255,0.1 "
+             "--steps 5 --batch 3 --seed 5 --out %s/r.csv --resume",
+             qbt_bin(), model, dir, dir, dir);
+    ck_assert_int_eq(qbt_run(cmd, &out, &err), 0);
+    ck_assert_ptr_nonnull(strstr(out, "already"));
+    free(out), free(err);
+    snprintf(cmd, sizeof cmd,
+             "%s attack --model tiny=%s --data %s/data --labels %s/labels.txt --attack fgsm,pgd --eps 1/255,2/255 "
+             "--steps 5 --seed 5 --out %s/r.csv --resume > /dev/null && wc -l %s/r.csv",
+             qbt_bin(), model, dir, dir, dir, dir);
+    ck_assert_int_eq(qbt_run(cmd, &out, &err), 0);
+    ck_assert_int_eq(atoi(out), 1 + 11 + 3); /* header, the first run, fgsm + pgd + worst at 2/255 */
+    free(out), free(err);
+    /* batch 3 and 2 threads vs batch 1 and 1 thread: the same per-image rows (sorted) */
+    snprintf(cmd, sizeof cmd,
+             "%s attack --model tiny=%s --data %s/data --labels %s/labels.txt --attack fgsm,pgd,apgd-ce,standard --eps 1/255,0.1 "
+             "--steps 5 --batch 1 --seed 5 --threads 1 --per-image %s/b.csv >/dev/null && sort %s/a.csv > %s/as && sort %s/b.csv > %s/bs && cmp %s/as %s/bs",
              qbt_bin(), model, dir, dir, dir, dir, dir, dir, dir, dir, dir);
     int rc_same = qbt_run(cmd, &out, &err);
     ck_assert_msg(rc_same == 0, "batch invariance: %s %s [%s]", out ? out : "", err ? err : "", cmd);
@@ -425,6 +581,8 @@ Suite *attacks_suite(void) {
     tcase_add_test(tc, test_ball_and_range);
     tcase_add_test(tc, test_loss_gradients);
     tcase_add_test(tc, test_batch_and_thread_invariance);
+    tcase_add_test(tc, test_fab_projection);
+    tcase_add_loop_test(tc, test_fab_t, 0, 2);
     tcase_add_test(tc, test_cli);
     suite_add_tcase(s, tc);
     return s;

@@ -108,7 +108,7 @@ START_TEST(test_eval_imagefolder) {
     }
     snprintf(outcsv, sizeof outcsv, "%s/per_image.csv", d);
     char *out, *err;
-    int rc = run(&out, &err, "eval --model %s --data %s/data --batch 3 --out %s", qbt_fixture("vit/sdpa_tiny.safetensors"),
+    int rc = run(&out, &err, "eval --model %s --data %s/data --batch 3 --per-image %s", qbt_fixture("vit/sdpa_tiny.safetensors"),
                  d, outcsv);
     ck_assert_msg(rc == 0, "%s", err);
     ck_assert_ptr_nonnull(strstr(out, "images: 4"));
@@ -142,6 +142,39 @@ typedef struct {
     int code;
     const char *needle;
 } bad_case;
+
+/* eval --out appends one schema row; --resume leaves the file alone the second time */
+START_TEST(test_eval_results_row) {
+    const char *d = qbt_tmpdir();
+    char mk[2048], res[600];
+    snprintf(mk, sizeof mk, "mkdir -p %s/data/a %s/data/b && cp %s %s/data/a/ && cp %s %s/data/b/", d, d,
+             qbt_fixture("vit/sdpa_tiny_img0.png"), d, qbt_fixture("vit/sdpa_tiny_img1.jpg"), d);
+    ck_assert_int_eq(system(mk), 0);
+    snprintf(res, sizeof res, "%s/results.csv", d);
+    char *out, *err;
+    ck_assert_int_eq(run(&out, &err, "eval --model tiny=%s --data %s/data --out %s --seed 7", qbt_fixture("vit/sdpa_tiny.safetensors"), d, res), 0);
+    int top1 = -1;
+    ck_assert_int_eq(sscanf(strstr(out, "top1: "), "top1: %*f%% (%d/2)", &top1), 1);
+    free(out), free(err);
+    ck_assert_int_eq(run(&out, &err, "eval --model tiny=%s --data %s/data --out %s --seed 7 --resume", qbt_fixture("vit/sdpa_tiny.safetensors"), d, res), 0);
+    ck_assert_ptr_nonnull(strstr(err, "already recorded"));
+    free(out), free(err);
+    FILE *f = fopen(res, "r");
+    char line[2048];
+    int rows = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (rows++ == 0) { ck_assert_ptr_nonnull(strstr(line, "run_id,model,model_sha256")); continue; }
+        ck_assert_ptr_nonnull(strstr(line, ",tiny,"));
+        ck_assert_ptr_nonnull(strstr(line, ",sdpa,"));
+        ck_assert_ptr_nonnull(strstr(line, ",clean,"));
+        char expect[64];
+        snprintf(expect, sizeof expect, ",2,%d,top1,", top1);
+        ck_assert_ptr_nonnull(strstr(line, expect));
+    }
+    fclose(f);
+    ck_assert_int_eq(rows, 2);
+}
+END_TEST
 
 START_TEST(test_bad_inputs) {
     const char *d = qbt_tmpdir();
@@ -196,7 +229,9 @@ START_TEST(test_bad_inputs) {
     CASE(QB_EXIT_DATA, "empty", "eval --model %s --data %s", m, p[2]);
     CASE(QB_EXIT_DATA, "missing_dir", "eval --model %s --data %s/missing_dir", m, d);
     CASE(QB_EXIT_USAGE, "--data is required", "eval --model %s", m);
-    CASE(QB_EXIT_IO, "out.csv", "eval --model %s --data %s/data --out %s/no/such/dir/out.csv", m, d, d);
+    CASE(QB_EXIT_IO, "out.csv", "eval --model %s --data %s/data --per-image %s/no/such/dir/out.csv", m, d, d);
+    CASE(QB_EXIT_IO, "res.csv", "eval --model %s --data %s/data --out %s/no/such/dir/res.csv", m, d, d);
+    CASE(QB_EXIT_USAGE, "--resume needs --out", "eval --model %s --data %s/data --resume", m, d);
     for (int i = 0; i < nc; i++) {
         char *out, *err;
         int rc = run(&out, &err, "%s", cases[i].args);
@@ -230,6 +265,7 @@ Suite *cli_suite(void) {
     tcase_add_loop_test(tc, test_predict_matches_pytorch, 0, 2);
     tcase_add_test(tc, test_info_reports_architecture);
     tcase_add_test(tc, test_eval_imagefolder);
+    tcase_add_test(tc, test_eval_results_row);
     tcase_add_test(tc, test_bad_inputs);
     tcase_add_test(tc, test_help_and_version);
     suite_add_tcase(s, tc);

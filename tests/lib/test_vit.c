@@ -10,8 +10,8 @@
 #include <string.h>
 
 static const char *FIXTURES[] = {"sdpa_tiny", "qknorm_small", "quest_deep", "quest_avg",
-                                 "sdpa_avg_nocls", "qknorm_f16", "quest_bf16"};
-#define N_FIXTURES 7
+                                 "sdpa_avg_nocls", "qknorm_f16", "quest_bf16", "cifar_sdpa", "cifar_quest"};
+#define N_FIXTURES 9
 
 typedef struct {
     qb_model m;

@@ -35,6 +35,9 @@ CONFIGS = [
     ("sdpa_avg_nocls", "sdpa", 24, 2, 1, 4, 8, 48, 3, "avg", False, True, "F32", 2),
     ("qknorm_f16", "qknorm", 32, 2, 2, 4, 16, 64, 4, "token", True, True, "F16", 2),
     ("quest_bf16", "quest", 32, 2, 2, 4, 16, 64, 4, "token", True, True, "BF16", 2),
+    # 32-px, 10-class models for the demo suite and the nightly gate (random weights, crop_pct 1)
+    ("cifar_sdpa", "sdpa", 32, 2, 2, 4, 32, 64, 10, "token", True, True, "F32", 2),
+    ("cifar_quest", "quest", 32, 2, 2, 4, 32, 64, 10, "token", True, True, "F32", 2),
 ]
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 EPS, QUEST_EPS = 1e-6, 1e-6
@@ -208,7 +211,8 @@ def main():
                 "questbench.num_heads": str(H), "questbench.head_dim": str(D // H),
                 "questbench.global_pool": pool, "questbench.norm_eps": "1e-06",
                 "questbench.mean": ",".join(map(str, MEAN)), "questbench.std": ",".join(map(str, STD)),
-                "questbench.crop_pct": "0.875", "questbench.interpolation": "bicubic",
+                "questbench.crop_pct": "1.0" if name.startswith("cifar_") else "0.875",
+                "questbench.interpolation": "bicubic",
                 "questbench.act": "gelu_erf", "questbench.num_classes": str(K),
                 "questbench.source": "tests/ref/make_vit_fixtures.py"}
         if attn == "quest":

@@ -1,0 +1,250 @@
+/* test_report.c — reports/: results rows (append, torn tail, read), SHA-256, and
+ * `questbench report` against metrics recomputed independently by
+ * tests/ref/make_report_fixtures.py; SVG well-formedness; aligned Markdown tables; the
+ * regression gate's exit codes both ways. */
+#include "qbtest.h"
+#include "results.h"
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    s[fread(s, 1, (size_t)n, f)] = 0;
+    fclose(f);
+    return s;
+}
+
+static int run(char **out, char **err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int run(char **out, char **err, const char *fmt, ...) {
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = snprintf(cmd, sizeof cmd, "%s ", qbt_bin());
+    vsnprintf(cmd + n, sizeof cmd - (size_t)n, fmt, ap);
+    va_end(ap);
+    return qbt_run(cmd, out, err);
+}
+
+START_TEST(test_sha256_vectors) {
+    char dir[256], path[300], hex[65];
+    snprintf(dir, sizeof dir, "%s", qbt_tmpdir());
+    snprintf(path, sizeof path, "%s/abc", dir);
+    qbt_write_file(path, "abc", 3);
+    ck_assert_int_eq(qb_sha256_file(path, hex), 0);
+    ck_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    qbt_write_file(path, "", 0);
+    ck_assert_int_eq(qb_sha256_file(path, hex), 0);
+    ck_assert_str_eq(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    /* 1,000,000 'a' exercises multi-block reads */
+    char *big = malloc(1000000);
+    memset(big, 'a', 1000000);
+    qbt_write_file(path, big, 1000000);
+    free(big);
+    ck_assert_int_eq(qb_sha256_file(path, hex), 0);
+    ck_assert_str_eq(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+END_TEST
+
+START_TEST(test_append_read_torn_tail) {
+    char dir[256], path[300];
+    snprintf(dir, sizeof dir, "%s", qbt_tmpdir());
+    snprintf(path, sizeof path, "%s/res.csv", dir);
+    qb_result r[2];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < 2; i++) {
+        snprintf(r[i].model, sizeof r[i].model, "m,odel \"%d\"", i); /* needs quoting */
+        snprintf(r[i].attention, sizeof r[i].attention, "quest");
+        snprintf(r[i].kind, sizeof r[i].kind, "attack");
+        snprintf(r[i].attack, sizeof r[i].attack, "pgd");
+        snprintf(r[i].norm, sizeof r[i].norm, "linf");
+        r[i].eps = 4.0 / 255, r[i].n = 10, r[i].correct = 3 + i, r[i].seed = 42;
+        qb_result_finish(&r[i]);
+    }
+    ck_assert_int_eq(qb_results_append(path, &r[0], 1), 0);
+    /* a crash mid-append leaves a torn line: readers ignore it, the next append cuts it */
+    FILE *f = fopen(path, "a");
+    fputs("r9,torn,row,without", f);
+    fclose(f);
+    qb_results rs = {0};
+    ck_assert_int_eq(qb_results_read(&rs, path), 0);
+    ck_assert_int_eq(rs.n, 1);
+    qb_results_free(&rs);
+    ck_assert_int_eq(qb_results_append(path, &r[1], 1), 0);
+    ck_assert_int_eq(qb_results_read(&rs, path), 0);
+    ck_assert_int_eq(rs.n, 2);
+    ck_assert_str_eq(rs.rows[1].model, "m,odel \"1\"");
+    ck_assert_int_eq(rs.rows[1].correct, 4);
+    ck_assert_double_eq_tol(rs.rows[1].eps, 4.0 / 255, 1e-12);
+    ck_assert_double_eq_tol(rs.rows[1].value, 0.4, 1e-12);
+    ck_assert_int_eq(qb_results_has(&rs, &r[0]), 1);
+    r[0].eps = 8.0 / 255;
+    ck_assert_int_eq(qb_results_has(&rs, &r[0]), 0);
+    qb_results_free(&rs);
+    char *s = slurp(path);
+    ck_assert_ptr_null(strstr(s, "torn"));
+    free(s);
+    /* malformed files */
+    qbt_write_file(path, "a,b\n", 4);
+    ck_assert_int_eq(qb_results_read(&rs, path), QB_EXIT_DATA);
+    ck_assert_ptr_nonnull(strstr(qb_last_error(), "header"));
+    qb_results_free(&rs);
+}
+END_TEST
+
+/* minimal XML well-formedness: balanced tags, quoted attributes, known entities */
+static int xml_well_formed(const char *s, char *why, size_t n) {
+    char stack[64][32];
+    int depth = 0, root_closed = 0;
+    const char *p = s;
+    if (!strncmp(p, "<?xml", 5)) p = strstr(p, "?>") + 2;
+    while (*p) {
+        if (*p == '<') {
+            if (root_closed) return snprintf(why, n, "content after the root"), 0;
+            int closing = p[1] == '/';
+            const char *q = p + 1 + closing;
+            char name[32];
+            int k = 0;
+            while (*q && !strchr(" />\n", *q) && k < 31) name[k++] = *q++;
+            name[k] = 0;
+            if (!k) return snprintf(why, n, "empty tag name"), 0;
+            while (*q && *q != '>' && !(q[0] == '/' && q[1] == '>')) {
+                if (*q == '=') {
+                    if (q[1] != '"') return snprintf(why, n, "unquoted attribute in <%s>", name), 0;
+                    q = strchr(q + 2, '"');
+                    if (!q) return snprintf(why, n, "unterminated attribute"), 0;
+                } else if (*q == '<') return snprintf(why, n, "'<' inside <%s>", name), 0;
+                q++;
+            }
+            if (!*q) return snprintf(why, n, "unterminated tag <%s>", name), 0;
+            int self = *q == '/';
+            if (closing) {
+                if (!depth || strcmp(stack[depth - 1], name)) return snprintf(why, n, "mismatched </%s>", name), 0;
+                if (--depth == 0) root_closed = 1;
+            } else if (!self) {
+                if (depth == 64) return snprintf(why, n, "too deep"), 0;
+                snprintf(stack[depth++], 32, "%s", name);
+            }
+            p = q + (self ? 2 : 1);
+        } else if (*p == '&') {
+            const char *ents[] = {"&lt;", "&gt;", "&amp;", "&quot;", "&apos;"};
+            int ok = 0;
+            for (int i = 0; i < 5; i++) ok |= !strncmp(p, ents[i], strlen(ents[i]));
+            if (!ok) return snprintf(why, n, "bad entity"), 0;
+            p++;
+        } else p++;
+    }
+    if (depth) return snprintf(why, n, "unclosed <%s>", stack[depth - 1]), 0;
+    return root_closed;
+}
+
+static double summary_value(const char *csv, const char *model, const char *metric, double eps) {
+    char key[256];
+    snprintf(key, sizeof key, "\n%s,", model);
+    for (const char *p = strstr(csv, key); p; p = strstr(p + 1, key)) {
+        char m[64], att[16];
+        double e, v;
+        if (sscanf(p + strlen(key), "%15[^,],%63[^,],%lf,%lf", att, m, &e, &v) == 4 && !strcmp(m, metric) &&
+            fabs(e - eps) < 1e-9)
+            return v;
+    }
+    return NAN;
+}
+
+START_TEST(test_report_numbers_and_files) {
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s", qbt_tmpdir());
+    char new_csv[512];
+    snprintf(new_csv, sizeof new_csv, "%s", qbt_fixture("reports/new.csv"));
+    char *out, *err;
+    int rc = run(&out, &err, "report %s --out %s/rep", new_csv, dir);
+    ck_assert_msg(rc == 0, "%s", err);
+    ck_assert_ptr_nonnull(strstr(out, "# questbench report"));
+    free(out), free(err);
+    char path[600];
+    snprintf(path, sizeof path, "%s/rep/summary.csv", dir);
+    char *sum = slurp(path), *exp = slurp(qbt_fixture("reports/expected.csv"));
+    ck_assert_ptr_nonnull(sum);
+    int checked = 0;
+    for (char *line = strchr(exp, '\n') + 1; *line; line = strchr(line, '\n') + 1) {
+        char model[64], metric[64];
+        double want, eps = 0;
+        ck_assert_int_eq(sscanf(line, "%63[^,],%63[^,],%lf", model, metric, &want), 3);
+        char *at = strchr(metric, '@');
+        if (at) *at = 0, eps = 4.0 / 255;
+        double got = summary_value(sum, model, metric, eps);
+        ck_assert_msg(fabs(got - want) < 1e-6, "%s %s: report %g, recomputed %g", model, metric, got, want);
+        checked++;
+    }
+    ck_assert_int_eq(checked, 12);
+    free(sum), free(exp);
+    /* every SVG is well-formed XML; every Markdown table row of a table has the same width */
+    const char *svgs[] = {"corruption_noise.svg", "corruption_extra.svg", "robust_pgd_linf.svg", "robust_worst_linf.svg"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/rep/%s", dir, svgs[i]);
+        char *svg = slurp(path), why[128] = "";
+        ck_assert_msg(svg != NULL, "%s missing", svgs[i]);
+        ck_assert_msg(xml_well_formed(svg, why, sizeof why), "%s: %s", svgs[i], why);
+        ck_assert_ptr_nonnull(strstr(svg, "vit-quest (quest)"));
+        free(svg);
+    }
+    snprintf(path, sizeof path, "%s/rep/report.md", dir);
+    char *md = slurp(path);
+    int tables = 0, width = -1;
+    for (char *line = md; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        int bytes = (int)(strchr(line, '\n') ? strchr(line, '\n') - line : (long)strlen(line)), len = 0;
+        for (int i = 0; i < bytes; i++) len += ((unsigned char)line[i] & 0xC0) != 0x80; /* code points */
+        if (line[0] == '|') {
+            if (width < 0) width = len, tables++;
+            else ck_assert_msg(len == width, "table row of width %d in a table of width %d: %.*s", len, width, bytes, line);
+        } else width = -1;
+    }
+    ck_assert_int_ge(tables, 5);
+    ck_assert_ptr_nonnull(strstr(md, "![noise](corruption_noise.svg)"));
+    free(md);
+}
+END_TEST
+
+START_TEST(test_regression_gate) {
+    char a[512], b[512];
+    snprintf(a, sizeof a, "%s", qbt_fixture("reports/new.csv"));
+    snprintf(b, sizeof b, "%s", qbt_fixture("reports/old.csv"));
+    char *out, *err;
+    /* the new run is 1 pp worse on every corruption and attack, 2 pp better on clean */
+    int rc = run(&out, &err, "report %s --baseline %s --tolerance 0.5", a, b);
+    ck_assert_int_eq(rc, QB_EXIT_REGRESSION);
+    ck_assert_ptr_nonnull(strstr(out, "REGRESSION vit-quest (quest) robust_pgd_linf eps=4/255"));
+    ck_assert_ptr_nonnull(strstr(out, "REGRESSION vit-std (sdpa) error_fog"));
+    ck_assert_ptr_null(strstr(out, "clean_top1"));
+    ck_assert_ptr_nonnull(strstr(err, "worse than"));
+    free(out), free(err);
+    /* relative mCE moves most (clean error enters five times): 9.77 pp */
+    rc = run(&out, &err, "report %s --baseline %s --tolerance 10", a, b);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_ptr_nonnull(strstr(out, "no regression"));
+    free(out), free(err);
+    rc = run(&out, &err, "report %s --baseline %s --tolerance -1", a, b);
+    ck_assert_int_eq(rc, QB_EXIT_USAGE);
+    free(out), free(err);
+    rc = run(&out, &err, "report %s/nope.csv", a);
+    ck_assert_int_eq(rc, QB_EXIT_DATA);
+    free(out), free(err);
+}
+END_TEST
+
+Suite *report_suite(void) {
+    Suite *s = suite_create("report");
+    TCase *tc = tcase_create("report");
+    tcase_add_test(tc, test_sha256_vectors);
+    tcase_add_test(tc, test_append_read_torn_tail);
+    tcase_add_test(tc, test_report_numbers_and_files);
+    tcase_add_test(tc, test_regression_gate);
+    suite_add_tcase(s, tc);
+    return s;
+}
