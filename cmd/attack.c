@@ -112,6 +112,7 @@ typedef struct {
     const char *results_path; /* --out: the results file rows are appended to */
     const char *data;
     char run_id[64];
+    char worst_name[32];      /* "worst:<attack>+<attack>...": the set the per-point worst case covers */
     qb_results prev;          /* --resume: the rows already in --out */
     int resume;
     int n_entries, n_eps;
@@ -277,6 +278,15 @@ static int parse_step(const char *s, float eps, float *out) {
 
 
 /* A result row of this run: kind clean (attack NULL) or attack. */
+/* The worst-case row is named after the attacks it covers, so runs over different attack
+ * sets (e.g. the stages of a suite) never share a key, and a report never shows a "worst"
+ * that did not see every attack it is compared with. */
+static void set_worst_name(run_ctx *r) {
+    size_t o = (size_t)snprintf(r->worst_name, sizeof r->worst_name, "worst:");
+    for (int e = 0; e < r->n_entries && o < sizeof r->worst_name; e++)
+        o += (size_t)snprintf(r->worst_name + o, sizeof r->worst_name - o, "%s%s", e ? "+" : "", r->entries[e].name);
+}
+
 static qb_result make_row(const run_ctx *r, const char *attack, double eps) {
     qb_result w;
     memset(&w, 0, sizeof w);
@@ -291,7 +301,8 @@ static qb_result make_row(const run_ctx *r, const char *attack, double eps) {
         return w;
     }
     snprintf(w.kind, sizeof w.kind, "attack");
-    snprintf(w.attack, sizeof w.attack, "%s%s", attack, r->quantize ? "-q8" : "");
+    if (!strcmp(attack, "worst")) attack = r->worst_name;
+    snprintf(w.attack, sizeof w.attack, "%.28s%s", attack, r->quantize ? "-q8" : "");
     snprintf(w.norm, sizeof w.norm, "%s%s", qb_norm_name(r->base.norm), r->eps_space_norm ? "-n" : "");
     w.eps = eps;
     return w;
@@ -687,6 +698,7 @@ int cmd_attack(int argc, char **argv) {
     }
     if (parse_attack_list(attack_list, r.entries, &r.n_entries) || parse_eps_list(eps_list, r.eps, &r.n_eps, r.base.norm))
         return QB_EXIT_USAGE;
+    set_worst_name(&r);
     float probe;
     if (r.step_text && parse_step(r.step_text, 1.0f, &probe)) {
         fprintf(stderr, "questbench: --step-size: expected a positive number, fraction or multiple of eps (0.15eps), got '%s'\n", r.step_text);

@@ -82,17 +82,21 @@ int qb_report_build(qb_report *r, const qb_results *rows, const char *baseline_n
         }
     }
     /* keep "worst" (per-point worst case) as the last attack column */
-    for (int a = 0; a + 1 < r->n_attacks; a++)
-        if (!strcmp(r->attacks[a], "worst")) {
-            char nm[32], no[8];
-            memcpy(nm, r->attacks[a], sizeof nm), memcpy(no, r->norms[a], sizeof no);
-            for (int b = a; b + 1 < r->n_attacks; b++) {
-                memcpy(r->attacks[b], r->attacks[b + 1], sizeof nm), memcpy(r->norms[b], r->norms[b + 1], sizeof no);
-                for (int k = 0; k < r->n_models; k++)
-                    memcpy(r->m[k].rob[b], r->m[k].rob[b + 1], sizeof r->m[k].rob[b]);
-            }
-            break; /* the moved column is rebuilt below */
+    for (int a = 0; a + 1 < r->n_attacks; a++) {
+        if (strncmp(r->attacks[a], "worst", 5)) continue;
+        char nm[32], no[8];
+        memcpy(nm, r->attacks[a], sizeof nm), memcpy(no, r->norms[a], sizeof no);
+        double saved[QB_REPORT_MAX_MODELS][QB_REPORT_MAX_EPS];
+        for (int k = 0; k < r->n_models; k++) memcpy(saved[k], r->m[k].rob[a], sizeof saved[k]);
+        for (int b = a; b + 1 < r->n_attacks; b++) {
+            memcpy(r->attacks[b], r->attacks[b + 1], sizeof nm), memcpy(r->norms[b], r->norms[b + 1], sizeof no);
+            for (int k = 0; k < r->n_models; k++) memcpy(r->m[k].rob[b], r->m[k].rob[b + 1], sizeof saved[k]);
         }
+        int last = r->n_attacks - 1;
+        memcpy(r->attacks[last], nm, sizeof nm), memcpy(r->norms[last], no, sizeof no);
+        for (int k = 0; k < r->n_models; k++) memcpy(r->m[k].rob[last], saved[k], sizeof saved[k]);
+        break;
+    }
     for (int k = 0; k < r->n_models; k++) {
         qb_model_metrics *m = &r->m[k];
         int imagenet = !strcmp(m->preset, "imagenet");
