@@ -1,5 +1,6 @@
 /* qbtest.c — helpers shared by the check test suites (linked into run_tests). */
 #include "qbtest.h"
+#include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/wait.h>
@@ -26,7 +27,7 @@ const char *qbt_tmpdir(void) {
     return buf;
 }
 
-static char *slurp(const char *path) {
+char *qbt_slurp(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
@@ -47,8 +48,8 @@ int qbt_run(const char *cmd, char **out, char **err) {
     snprintf(pe, sizeof pe, "%s/err", d);
     snprintf(full, sizeof full, "%s >%s 2>%s </dev/null", cmd, po, pe);
     int st = system(full);
-    if (out) *out = slurp(po);
-    if (err) *err = slurp(pe);
+    if (out) *out = qbt_slurp(po);
+    if (err) *err = qbt_slurp(pe);
     unlink(po);
     unlink(pe);
     rmdir(d);
@@ -60,4 +61,14 @@ int qbt_write_file(const char *path, const void *data, size_t n) {
     if (!f) return -1;
     size_t w = fwrite(data, 1, n, f);
     return (fclose(f) == 0 && w == n) ? 0 : -1;
+}
+
+int qbt_cli(char **out, char **err, const char *fmt, ...) {
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = snprintf(cmd, sizeof cmd, "%s ", qbt_bin());
+    vsnprintf(cmd + n, sizeof cmd - (size_t)n, fmt, ap);
+    va_end(ap);
+    return qbt_run(cmd, out, err);
 }

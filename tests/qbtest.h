@@ -14,6 +14,10 @@ const char *qbt_bin(void);
 const char *qbt_tmpdir(void);
 /* Run a shell command; capture stdout and stderr into malloc'd strings (may be NULL). Returns exit status. */
 int qbt_run(const char *cmd, char **out, char **err);
+/* Run the questbench CLI with printf-style arguments (captured like qbt_run). */
+int qbt_cli(char **out, char **err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A whole file in a malloc'd NUL-terminated string, or NULL. */
+char *qbt_slurp(const char *path);
 /* Write `n` bytes to `path`; returns 0 on success. */
 int qbt_write_file(const char *path, const void *data, size_t n);
 

@@ -8,18 +8,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char cmd[8192];
-
-static int run(char **out, char **err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run(char **out, char **err, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = snprintf(cmd, sizeof cmd, "%s ", qbt_bin());
-    vsnprintf(cmd + n, sizeof cmd - (size_t)n, fmt, ap);
-    va_end(ap);
-    return qbt_run(cmd, out, err);
-}
-
 /* exactly one line on stderr, containing `needle` */
 static void assert_one_line_error(const char *err, const char *needle) {
     ck_assert_ptr_nonnull(err);
@@ -42,7 +30,7 @@ START_TEST(test_predict_matches_pytorch) {
     snprintf(ref, sizeof ref, "%s", qbt_fixture("vit/"));
     snprintf(ref + strlen(ref), sizeof ref - strlen(ref), "%s_predict.csv", name);
     char *out, *err;
-    int rc = run(&out, &err, "predict --model %s --logits %s %s", model, img0, img1);
+    int rc = qbt_cli(&out, &err, "predict --model %s --logits %s %s", model, img0, img1);
     ck_assert_msg(rc == 0, "rc %d: %s", rc, err);
     ck_assert_ptr_nonnull(strstr(out, "path,top1,prob,logit0,logit1"));
     FILE *f = fopen(ref, "r");
@@ -77,7 +65,7 @@ END_TEST
 
 START_TEST(test_info_reports_architecture) {
     char *out, *err;
-    int rc = run(&out, &err, "info %s", qbt_fixture("vit/quest_deep.safetensors"));
+    int rc = qbt_cli(&out, &err, "info %s", qbt_fixture("vit/quest_deep.safetensors"));
     ck_assert_int_eq(rc, 0);
     ck_assert_ptr_nonnull(strstr(out, "attention: quest"));
     ck_assert_ptr_nonnull(strstr(out, "num_heads: 4"));
@@ -85,7 +73,7 @@ START_TEST(test_info_reports_architecture) {
     ck_assert_ptr_nonnull(strstr(out, "img_size: 20"));
     ck_assert_ptr_nonnull(strstr(out, "interpolation: bicubic"));
     free(out), free(err);
-    rc = run(&out, &err, "info --heads 2 --attention sdpa %s", qbt_fixture("vit/quest_deep.safetensors"));
+    rc = qbt_cli(&out, &err, "info --heads 2 --attention sdpa %s", qbt_fixture("vit/quest_deep.safetensors"));
     ck_assert_int_eq(rc, 0);
     ck_assert_ptr_nonnull(strstr(out, "num_heads: 2"));
     ck_assert_ptr_nonnull(strstr(out, "attention: sdpa"));
@@ -108,7 +96,7 @@ START_TEST(test_eval_imagefolder) {
     }
     snprintf(outcsv, sizeof outcsv, "%s/per_image.csv", d);
     char *out, *err;
-    int rc = run(&out, &err, "eval --model %s --data %s/data --batch 3 --per-image %s", qbt_fixture("vit/sdpa_tiny.safetensors"),
+    int rc = qbt_cli(&out, &err, "eval --model %s --data %s/data --batch 3 --per-image %s", qbt_fixture("vit/sdpa_tiny.safetensors"),
                  d, outcsv);
     ck_assert_msg(rc == 0, "%s", err);
     ck_assert_ptr_nonnull(strstr(out, "images: 4"));
@@ -152,11 +140,11 @@ START_TEST(test_eval_results_row) {
     ck_assert_int_eq(system(mk), 0);
     snprintf(res, sizeof res, "%s/results.csv", d);
     char *out, *err;
-    ck_assert_int_eq(run(&out, &err, "eval --model tiny=%s --data %s/data --out %s --seed 7", qbt_fixture("vit/sdpa_tiny.safetensors"), d, res), 0);
+    ck_assert_int_eq(qbt_cli(&out, &err, "eval --model tiny=%s --data %s/data --out %s --seed 7", qbt_fixture("vit/sdpa_tiny.safetensors"), d, res), 0);
     int top1 = -1;
     ck_assert_int_eq(sscanf(strstr(out, "top1: "), "top1: %*f%% (%d/2)", &top1), 1);
     free(out), free(err);
-    ck_assert_int_eq(run(&out, &err, "eval --model tiny=%s --data %s/data --out %s --seed 7 --resume", qbt_fixture("vit/sdpa_tiny.safetensors"), d, res), 0);
+    ck_assert_int_eq(qbt_cli(&out, &err, "eval --model tiny=%s --data %s/data --out %s --seed 7 --resume", qbt_fixture("vit/sdpa_tiny.safetensors"), d, res), 0);
     ck_assert_ptr_nonnull(strstr(err, "already recorded"));
     free(out), free(err);
     FILE *f = fopen(res, "r");
@@ -234,7 +222,7 @@ START_TEST(test_bad_inputs) {
     CASE(QB_EXIT_USAGE, "--resume needs --out", "eval --model %s --data %s/data --resume", m, d);
     for (int i = 0; i < nc; i++) {
         char *out, *err;
-        int rc = run(&out, &err, "%s", cases[i].args);
+        int rc = qbt_cli(&out, &err, "%s", cases[i].args);
         ck_assert_msg(rc == cases[i].code, "'%s': exit %d, expected %d (stderr: %s)", cases[i].args, rc, cases[i].code,
                       err);
         assert_one_line_error(err, cases[i].needle);
@@ -248,11 +236,11 @@ START_TEST(test_help_and_version) {
     const char *cmds[] = {"predict", "eval", "info"};
     char *out, *err;
     for (int i = 0; i < 3; i++) {
-        ck_assert_int_eq(run(&out, &err, "%s --help", cmds[i]), 0);
+        ck_assert_int_eq(qbt_cli(&out, &err, "%s --help", cmds[i]), 0);
         ck_assert_ptr_nonnull(strstr(out, "usage: questbench"));
         free(out), free(err);
     }
-    ck_assert_int_eq(run(&out, &err, "--version"), 0);
+    ck_assert_int_eq(qbt_cli(&out, &err, "--version"), 0);
     ck_assert_ptr_nonnull(strstr(out, QB_VERSION));
     free(out), free(err);
 }

@@ -7,17 +7,6 @@
 #include <stdarg.h>
 #include <string.h>
 
-static int run(char **out, char **err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run(char **out, char **err, const char *fmt, ...) {
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = snprintf(cmd, sizeof cmd, "%s ", qbt_bin());
-    vsnprintf(cmd + n, sizeof cmd - (size_t)n, fmt, ap);
-    va_end(ap);
-    return qbt_run(cmd, out, err);
-}
-
 static void write_suite(const char *path, const char *text) { ck_assert_int_eq(qbt_write_file(path, text, strlen(text)), 0); }
 
 START_TEST(test_yaml_errors) {
@@ -37,7 +26,7 @@ START_TEST(test_yaml_errors) {
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         write_suite(p, cases[i].text);
         char *out, *err;
-        int rc = run(&out, &err, "run %s --dry-run", p);
+        int rc = qbt_cli(&out, &err, "run %s --dry-run", p);
         ck_assert_msg(rc == QB_EXIT_USAGE, "case %zu: exit %d (%s)", i, rc, err);
         ck_assert_msg(strstr(err, cases[i].needle) != NULL, "case %zu: '%s' not in: %s", i, cases[i].needle, err);
         free(out), free(err);
@@ -52,7 +41,7 @@ START_TEST(test_dry_run_stages) {
     write_suite(p, "output: o\ndata: d\nmodels:\n  - name: a\n    file: a.safetensors\n  - file: dir/b.safetensors\n"
                    "corruptions:\n  list: noise\nattacks:\n  - attack: fgsm\n    eps: [1/255, 2/255]\n");
     char *out, *err;
-    ck_assert_int_eq(run(&out, &err, "run %s --dry-run", p), 0);
+    ck_assert_int_eq(qbt_cli(&out, &err, "run %s --dry-run", p), 0);
     ck_assert_ptr_nonnull(strstr(err, "[1/5] questbench eval --model a=a.safetensors"));
     ck_assert_ptr_nonnull(strstr(err, "[2/5] questbench eval --model b=dir/b.safetensors"));
     ck_assert_ptr_nonnull(strstr(err, "[3/5] questbench corrupt --model a=a.safetensors --model b=dir/b.safetensors"));
@@ -92,7 +81,7 @@ START_TEST(test_suite_end_to_end_and_resume) {
              dir, dir, m1, m2);
     write_suite(p, text);
     char *out, *err;
-    int rc = run(&out, &err, "run %s", p);
+    int rc = qbt_cli(&out, &err, "run %s", p);
     ck_assert_msg(rc == 0, "run failed (%d): %s", rc, err);
     free(out), free(err);
     snprintf(mk, sizeof mk, "%s/out/results.csv", dir);
@@ -115,7 +104,7 @@ START_TEST(test_suite_end_to_end_and_resume) {
     ck_assert_ptr_nonnull(f);
     fclose(f);
     /* resume: everything is recorded, so nothing is appended */
-    rc = run(&out, &err, "run %s", p);
+    rc = qbt_cli(&out, &err, "run %s", p);
     ck_assert_msg(rc == 0, "second run failed (%d): %s", rc, err);
     free(out), free(err);
     snprintf(mk, sizeof mk, "%s/out/results.csv", dir);

@@ -9,29 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    s[fread(s, 1, (size_t)n, f)] = 0;
-    fclose(f);
-    return s;
-}
-
-static int run(char **out, char **err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run(char **out, char **err, const char *fmt, ...) {
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = snprintf(cmd, sizeof cmd, "%s ", qbt_bin());
-    vsnprintf(cmd + n, sizeof cmd - (size_t)n, fmt, ap);
-    va_end(ap);
-    return qbt_run(cmd, out, err);
-}
-
 START_TEST(test_sha256_vectors) {
     char dir[256], path[300], hex[65];
     snprintf(dir, sizeof dir, "%s", qbt_tmpdir());
@@ -87,7 +64,7 @@ START_TEST(test_append_read_torn_tail) {
     r[0].eps = 8.0 / 255;
     ck_assert_int_eq(qb_results_has(&rs, &r[0]), 0);
     qb_results_free(&rs);
-    char *s = slurp(path);
+    char *s = qbt_slurp(path);
     ck_assert_ptr_null(strstr(s, "torn"));
     free(s);
     /* malformed files */
@@ -163,13 +140,13 @@ START_TEST(test_report_numbers_and_files) {
     char new_csv[512];
     snprintf(new_csv, sizeof new_csv, "%s", qbt_fixture("reports/new.csv"));
     char *out, *err;
-    int rc = run(&out, &err, "report %s --out %s/rep", new_csv, dir);
+    int rc = qbt_cli(&out, &err, "report %s --out %s/rep", new_csv, dir);
     ck_assert_msg(rc == 0, "%s", err);
     ck_assert_ptr_nonnull(strstr(out, "# questbench report"));
     free(out), free(err);
     char path[600];
     snprintf(path, sizeof path, "%s/rep/summary.csv", dir);
-    char *sum = slurp(path), *exp = slurp(qbt_fixture("reports/expected.csv"));
+    char *sum = qbt_slurp(path), *exp = qbt_slurp(qbt_fixture("reports/expected.csv"));
     ck_assert_ptr_nonnull(sum);
     int checked = 0;
     for (char *line = strchr(exp, '\n') + 1; *line; line = strchr(line, '\n') + 1) {
@@ -188,14 +165,14 @@ START_TEST(test_report_numbers_and_files) {
     const char *svgs[] = {"corruption_noise.svg", "corruption_extra.svg", "robust_pgd_linf.svg", "robust_worst_linf.svg"};
     for (int i = 0; i < 4; i++) {
         snprintf(path, sizeof path, "%s/rep/%s", dir, svgs[i]);
-        char *svg = slurp(path), why[128] = "";
+        char *svg = qbt_slurp(path), why[128] = "";
         ck_assert_msg(svg != NULL, "%s missing", svgs[i]);
         ck_assert_msg(xml_well_formed(svg, why, sizeof why), "%s: %s", svgs[i], why);
         ck_assert_ptr_nonnull(strstr(svg, "vit-quest (quest)"));
         free(svg);
     }
     snprintf(path, sizeof path, "%s/rep/report.md", dir);
-    char *md = slurp(path);
+    char *md = qbt_slurp(path);
     int tables = 0, width = -1;
     for (char *line = md; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
         int bytes = (int)(strchr(line, '\n') ? strchr(line, '\n') - line : (long)strlen(line)), len = 0;
@@ -217,7 +194,7 @@ START_TEST(test_regression_gate) {
     snprintf(b, sizeof b, "%s", qbt_fixture("reports/old.csv"));
     char *out, *err;
     /* the new run is 1 pp worse on every corruption and attack, 2 pp better on clean */
-    int rc = run(&out, &err, "report %s --baseline %s --tolerance 0.5", a, b);
+    int rc = qbt_cli(&out, &err, "report %s --baseline %s --tolerance 0.5", a, b);
     ck_assert_int_eq(rc, QB_EXIT_REGRESSION);
     ck_assert_ptr_nonnull(strstr(out, "REGRESSION vit-quest (quest) robust_pgd_linf eps=4/255"));
     ck_assert_ptr_nonnull(strstr(out, "REGRESSION vit-std (sdpa) error_fog"));
@@ -225,14 +202,14 @@ START_TEST(test_regression_gate) {
     ck_assert_ptr_nonnull(strstr(err, "worse than"));
     free(out), free(err);
     /* relative mCE moves most (clean error enters five times): 9.77 pp */
-    rc = run(&out, &err, "report %s --baseline %s --tolerance 10", a, b);
+    rc = qbt_cli(&out, &err, "report %s --baseline %s --tolerance 10", a, b);
     ck_assert_int_eq(rc, 0);
     ck_assert_ptr_nonnull(strstr(out, "no regression"));
     free(out), free(err);
-    rc = run(&out, &err, "report %s --baseline %s --tolerance -1", a, b);
+    rc = qbt_cli(&out, &err, "report %s --baseline %s --tolerance -1", a, b);
     ck_assert_int_eq(rc, QB_EXIT_USAGE);
     free(out), free(err);
-    rc = run(&out, &err, "report %s/nope.csv", a);
+    rc = qbt_cli(&out, &err, "report %s/nope.csv", a);
     ck_assert_int_eq(rc, QB_EXIT_DATA);
     free(out), free(err);
 }
