@@ -9,6 +9,7 @@
 #include "loader.h"
 #include "progress.h"
 #include "results.h"
+#include "sharding.h"
 #include "rng.h"
 #include <errno.h>
 #include <math.h>
@@ -37,6 +38,8 @@ static void help(FILE *f) {
         "  --labels FILE       lines 'relative/path label'\n"
         "  --subset FILE       only these relative paths, in this order\n"
         "  --limit N           the first N images\n"
+        "  --shard K/N         only shard K of N of the images (after --subset/--limit: positions K, K+N, ...);\n"
+        "                      rows are tagged with the shard, for questbench merge (worst-case rows too)\n"
         "  --attack LIST       comma list of fgsm (fgm with --norm l2), pgd, apgd-ce, apgd-t, fab-t, square and\n"
         "                      standard (AutoAttack: apgd-ce -> apgd-t -> fab-t -> square, each on the points\n"
         "                      still robust; with --norm l2 fab-t and square are skipped with a note)\n"
@@ -225,6 +228,8 @@ static void quantize_8bit(const qb_attack_cfg *cfg, const float *x, float *v, si
         float q = (float)nearbyint(v[i] * 255.0f) / 255.0f;
         float e = cfg->eps * cfg->scale[i / plane] * (1 + 1e-6f);
         if (cfg->norm == QB_NORM_LINF && fabsf(q - x[i]) > e) q = (float)(v[i] > x[i] ? floor(v[i] * 255.0f) : ceil(v[i] * 255.0f)) / 255.0f;
+        /* with eps under one grid step the ball may hold no 8-bit value: keep v there */
+        if (cfg->norm == QB_NORM_LINF && fabsf(q - x[i]) > e) q = v[i];
         v[i] = q;
     }
     if (cfg->norm == QB_NORM_L2) {
@@ -365,6 +370,10 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
             if (r->entries[e].kind == QB_ATK_SQUARE || r->entries[e].kind == QB_ATK_FAB_T)
                 return cmd_fail(qb_error(QB_EXIT_USAGE, "%s: only the L-inf norm is implemented", r->entries[e].name));
     for (int e = 0; e < NE; e++)
+        if (r->entries[e].kind == ENTRY_STANDARD && r->base.steps > 0)
+            fprintf(stderr, "questbench: note: standard with --steps %d: APGD and FAB-T run %d iterations (AutoAttack: "
+                            "100); Square keeps its 5000 queries\n", r->base.steps, r->base.steps);
+    for (int e = 0; e < NE; e++)
         if (r->entries[e].kind == ENTRY_STANDARD && r->base.norm == QB_NORM_L2)
             fprintf(stderr, "questbench: note: standard with --norm l2 runs apgd-ce and apgd-t only (FAB-T and Square "
                             "L2 are not implemented yet)\n");
@@ -468,8 +477,9 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
                     }
                     qb_attack_cfg scfg = cfg;
                     if (kind == ENTRY_STANDARD) {
-                        /* AutoAttack 'standard': 1 restart, 100 iterations, 9 targets, 5000 queries */
-                        scfg.steps = r->base.steps > 0 ? r->base.steps : 0;
+                        /* AutoAttack 'standard': 1 restart, 100 iterations, 9 targets, 5000 queries;
+                         * --steps changes the gradient stages' iterations only, never Square's queries */
+                        scfg.steps = k == QB_ATK_SQUARE ? 0 : (r->base.steps > 0 ? r->base.steps : 0);
                         scfg.restarts = 1;
                     }
                     int na = 0;
@@ -621,7 +631,7 @@ done:
 
 int cmd_attack(int argc, char **argv) {
     qb_model_overrides ov = {0};
-    int threads = 0, skip_bad = 0, n_models = 0, resume = 0;
+    int threads = 0, skip_bad = 0, n_models = 0, resume = 0, shard_k = 0, shard_n = 0;
     long batch = 8, limit = 0, steps = 0, restarts = 1, n_targets = 9;
     const char *models[MAX_MODELS], *data = NULL, *labels = NULL, *subset = NULL, *out_path = NULL, *per_image = NULL;
     const char *attack_list = NULL, *eps_list = NULL;
@@ -640,7 +650,7 @@ int cmd_attack(int argc, char **argv) {
         if (!strcmp(a, "--resume")) { resume = 1; continue; }
         static const char *opts[] = {"--model", "--data", "--labels", "--subset", "--out", "--batch", "--limit", "--attack",
                                      "--eps", "--norm", "--steps", "--step-size", "--restarts", "--random-start",
-                                     "--seed", "--eps-space", "--save-adv", "--targets", "--per-image"};
+                                     "--seed", "--eps-space", "--save-adv", "--targets", "--per-image", "--shard"};
         int k = -1;
         for (int j = 0; j < (int)(sizeof opts / sizeof *opts); j++) if (!strcmp(a, opts[j])) k = j;
         if (k < 0) { fprintf(stderr, "questbench attack: unknown %s '%s'\n", a[0] == '-' ? "option" : "argument", a); return QB_EXIT_USAGE; }
@@ -686,6 +696,7 @@ int cmd_attack(int argc, char **argv) {
         case 16: r.save_dir = v; break;
         case 17: if (cmd_parse_int("--targets", v, 1, 1000, &n_targets)) return QB_EXIT_USAGE; break;
         case 18: per_image = v; break;
+        case 19: if (cmd_parse_shard(v, &shard_k, &shard_n)) return QB_EXIT_USAGE; break;
         }
     }
     if (!n_models || !data || !attack_list || !eps_list) {
@@ -724,7 +735,7 @@ int cmd_attack(int argc, char **argv) {
     r.results_path = out_path;
     r.data = data;
     r.resume = resume;
-    snprintf(r.run_id, sizeof r.run_id, "attack-%d", (int)getpid());
+    qb_shard_run_id(r.run_id, sizeof r.run_id, "attack", shard_k, shard_n);
     int rc = out_path ? qb_results_check_writable(out_path) : 0;
     if (rc) return cmd_fail(rc);
     if (resume && access(out_path, F_OK) == 0) {
@@ -734,6 +745,7 @@ int cmd_attack(int argc, char **argv) {
     cmd_set_threads(threads);
     qb_dataset ds;
     if ((rc = qb_dataset_open(&ds, data, labels, subset, (int)limit))) { qb_results_free(&r.prev); return cmd_fail(rc); }
+    if ((rc = cmd_apply_shard(&ds, shard_k, shard_n))) { qb_dataset_free(&ds); qb_results_free(&r.prev); return rc; }
     char tmp_path[1100] = "";
     if (per_image) {
         snprintf(tmp_path, sizeof tmp_path, "%s.tmp.%d", per_image, (int)getpid());

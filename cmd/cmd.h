@@ -11,6 +11,8 @@ int cmd_attack(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_corrupt(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 
 /* Options every command that takes a model accepts. */
 #define QB_MODEL_OPTIONS_HELP                                                                       \
@@ -20,9 +22,11 @@ int cmd_corrupt(int argc, char **argv);
     "  --crop-pct X                   eval resize: shorter side to floor(size/X) (default 0.875)\n" \
     "  --interpolation bicubic|bilinear|nearest|box  resize filter (default: metadata, else bilinear)\n" \
     "  --quest-eps X                  QUEST key-norm clamp (default: metadata, else 1e-6)\n"        \
-    "  --threads N                    threads (default: all cores)\n"
+    "  --threads N                    threads (default: all cores)\n"                               \
+    "  --max-pixels N                 refuse images of more than N pixels (default 178956970, as Pillow)\n"
 
-/* If argv[*i] is a model option, consume it (and its value) into ov / threads and return 1;
+/* If argv[*i] is a model option, consume it (and its value) into ov / threads (--max-pixels sets
+ * qb_max_image_pixels) and return 1;
  * return 0 if it is not one; return -1 after printing an error for a bad value. */
 int cmd_model_option(int argc, char **argv, int *i, qb_model_overrides *ov, int *threads);
 /* Parse a positive integer flag value; -1 after printing an error. */
@@ -36,5 +40,7 @@ void cmd_set_threads(int threads);
 const char *cmd_model_name(const char *arg, char *name, size_t len);
 /* Print "questbench: <last error>" and return rc. */
 int cmd_fail(int rc);
+/* "--shard K/N" (cmd/shard.c): 1 <= K <= N; -1 after printing an error. Helpers in cmd/sharding.h. */
+int cmd_parse_shard(const char *v, int *k, int *n);
 
 #endif

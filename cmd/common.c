@@ -35,9 +35,9 @@ static int need_value(int argc, char **argv, int i) {
 int cmd_model_option(int argc, char **argv, int *i, qb_model_overrides *ov, int *threads) {
     const char *a = argv[*i];
     static const char *flags[] = {"--attention", "--heads", "--mean", "--std", "--crop-pct", "--interpolation",
-                                  "--quest-eps", "--threads"};
+                                  "--quest-eps", "--threads", "--max-pixels"};
     int which = -1;
-    for (int k = 0; k < 8; k++)
+    for (int k = 0; k < 9; k++)
         if (!strcmp(a, flags[k])) which = k;
     if (which < 0) return 0;
     if (need_value(argc, argv, *i)) return -1;
@@ -81,6 +81,10 @@ int cmd_model_option(int argc, char **argv, int *i, qb_model_overrides *ov, int 
     case 7:
         if (cmd_parse_int("--threads", v, 0, 1024, &n)) return -1;
         *threads = (int)n;
+        break;
+    case 8: /* process-wide: the decoders refuse larger images before allocating their pixels */
+        if (cmd_parse_int("--max-pixels", v, 1, 1000000000000L, &n)) return -1;
+        qb_max_image_pixels = (uint64_t)n;
         break;
     }
     return 1;

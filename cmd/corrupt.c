@@ -5,6 +5,7 @@
 #include "progress.h"
 #include "../corruptions/corruptions.h"
 #include "results.h"
+#include "sharding.h"
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
@@ -45,6 +46,8 @@ static void help(FILE *f) {
             "  --frost-dir DIR     frost textures (default $QUESTBENCH_DATA/frost, else ../shared/data/frost)\n"
             "  --subset FILE       only these relative paths    --limit N   the first N images\n"
             "  --batch B           images per step (default 32)\n"
+            "  --shard K/N         only shard K of N of the images (after --subset/--limit: positions K, K+N,\n"
+            "                      ...); rows are tagged with the shard, for questbench merge\n"
             "  --out FILE.csv      append result rows (the results schema, README \"Results\"): per model one\n"
             "                      kind=clean row and one kind=corruption row per (corruption, severity) with\n"
             "                      n and top-1 correct; CE, mCE and mean error come from `questbench report`\n"
@@ -138,7 +141,7 @@ int cmd_corrupt(int argc, char **argv) {
     long batch = 32, limit = 0, seed = 0, quality = 85;
     const char *model_paths[MAX_MODELS];
     char model_names[MAX_MODELS][256];
-    int resume = 0;
+    int resume = 0, shard_k = 0, shard_n = 0;
     const char *data = NULL, *labels = NULL, *subset = NULL, *out_path = NULL, *save = NULL, *from = NULL;
     const char *preset_s = "imagenet", *corr_s = "all", *sev_s = "1-5", *rng_s = "counter", *frost_dir = NULL;
     for (int i = 1; i < argc; i++) {
@@ -150,7 +153,7 @@ int cmd_corrupt(int argc, char **argv) {
         if (!strcmp(a, "--resume")) { resume = 1; continue; }
         static const char *opts[] = {"--model", "--data", "--labels", "--subset", "--out", "--batch", "--limit",
                                      "--save", "--format", "--quality", "--from", "--preset", "--corruptions",
-                                     "--severities", "--seed", "--rng", "--frost-dir"};
+                                     "--severities", "--seed", "--rng", "--frost-dir", "--shard"};
         int k = -1;
         for (int j = 0; j < (int)(sizeof opts / sizeof opts[0]); j++) if (!strcmp(a, opts[j])) k = j;
         if (k < 0) { fprintf(stderr, "questbench corrupt: unknown %s '%s'\n", a[0] == '-' ? "option" : "argument", a); return QB_EXIT_USAGE; }
@@ -182,6 +185,7 @@ int cmd_corrupt(int argc, char **argv) {
         case 14: if (cmd_parse_int("--seed", v, 0, 4294967295L, &seed)) return QB_EXIT_USAGE; break;
         case 15: rng_s = v; break;
         case 16: frost_dir = v; break;
+        case 17: if (cmd_parse_shard(v, &shard_k, &shard_n)) return QB_EXIT_USAGE; break;
         }
     }
     /* ---- validate everything before any work ---- */
@@ -229,6 +233,7 @@ int cmd_corrupt(int argc, char **argv) {
     if (data) {
         if ((rc = qb_dataset_open(&ds, data, labels, subset, (int)limit))) { cmd_fail(rc); goto cleanup_early; }
         have_ds = 1;
+        if ((rc = cmd_apply_shard(&ds, shard_k, shard_n))) { qb_dataset_free(&ds); goto cleanup_early; }
     }
     qb_model models[MAX_MODELS];
     int loaded = 0;
@@ -241,7 +246,7 @@ int cmd_corrupt(int argc, char **argv) {
     for (int m = 0; m < n_models && out_path; m++) {
         qb_result *r = &tmpl[m];
         memset(r, 0, sizeof *r);
-        snprintf(r->run_id, sizeof r->run_id, "corrupt-%d", (int)getpid());
+        qb_shard_run_id(r->run_id, sizeof r->run_id, "corrupt", shard_k, shard_n);
         snprintf(r->model, sizeof r->model, "%s", model_names[m]);
         if ((rc = qb_sha256_file(model_paths[m], r->model_sha256))) { cmd_fail(rc); goto cleanup; }
         snprintf(r->attention, sizeof r->attention, "%s", vit_attn_name(models[m].vit.cfg.attn));
@@ -368,6 +373,7 @@ int cmd_corrupt(int argc, char **argv) {
                     snprintf(dir, sizeof dir, "%s/%s/%d", from, qb_corruptions[c].name, s);
                     qb_dataset cd;
                     if ((rc = qb_dataset_open(&cd, dir, NULL, subset, (int)limit))) break;
+                    if (shard_n && (rc = qb_dataset_shard(&cd, shard_k, shard_n))) { qb_dataset_free(&cd); break; }
                     for (int start = 0; start < cd.n && !rc; start += (int)batch) {
                         int nb = cd.n - start < batch ? cd.n - start : (int)batch;
 #pragma omp parallel for schedule(dynamic)

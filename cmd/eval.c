@@ -4,6 +4,7 @@
 #include "loader.h"
 #include "progress.h"
 #include "results.h"
+#include "sharding.h"
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -21,6 +22,8 @@ static void help(FILE *f) {
                "  --labels FILE    lines 'relative/path label' (ImageNet val ground truth)\n"
                "  --subset FILE    evaluate only these relative paths, in this order\n"
                "  --limit N        the first N images\n"
+               "  --shard K/N      only shard K of N of the images (after --subset/--limit: those at positions\n"
+               "                   K, K+N, K+2N, ...); the row is tagged with the shard, for questbench merge\n"
                "  --batch B        images per forward pass (default 16)\n"
                "  --skip-bad       skip images that fail to load (counted and named on stderr);\n"
                "                   by default the first one stops the run with exit 4\n"
@@ -33,7 +36,7 @@ static void help(FILE *f) {
 
 int cmd_eval(int argc, char **argv) {
     qb_model_overrides ov = {0};
-    int threads = 0, skip_bad = 0, resume = 0;
+    int threads = 0, skip_bad = 0, resume = 0, shard_k = 0, shard_n = 0;
     long batch = 16, limit = 0, seed = 0;
     const char *model_arg = NULL, *data = NULL, *labels = NULL, *subset = NULL, *out_path = NULL, *results_path = NULL;
     for (int i = 1; i < argc; i++) {
@@ -44,9 +47,9 @@ int cmd_eval(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(stdout); return 0; }
         if (!strcmp(a, "--skip-bad")) { skip_bad = 1; continue; }
         if (!strcmp(a, "--resume")) { resume = 1; continue; }
-        const char *opts[] = {"--model", "--data", "--labels", "--subset", "--per-image", "--batch", "--limit", "--out", "--seed"};
+        const char *opts[] = {"--model", "--data", "--labels", "--subset", "--per-image", "--batch", "--limit", "--out", "--seed", "--shard"};
         int k = -1;
-        for (int j = 0; j < 9; j++) if (!strcmp(a, opts[j])) k = j;
+        for (int j = 0; j < 10; j++) if (!strcmp(a, opts[j])) k = j;
         if (k < 0) { fprintf(stderr, "questbench eval: unknown %s '%s'\n", a[0] == '-' ? "option" : "argument", a); return QB_EXIT_USAGE; }
         if (i + 1 >= argc) { fprintf(stderr, "questbench eval: %s needs a value\n", a); return QB_EXIT_USAGE; }
         const char *v = argv[++i];
@@ -60,6 +63,7 @@ int cmd_eval(int argc, char **argv) {
         case 6: if (cmd_parse_int("--limit", v, 1, 2000000000, &limit)) return QB_EXIT_USAGE; break;
         case 7: results_path = v; break;
         case 8: if (cmd_parse_int("--seed", v, 0, 2000000000, &seed)) return QB_EXIT_USAGE; break;
+        case 9: if (cmd_parse_shard(v, &shard_k, &shard_n)) return QB_EXIT_USAGE; break;
         }
     }
     if (!model_arg || !data) {
@@ -78,6 +82,7 @@ int cmd_eval(int argc, char **argv) {
     qb_dataset ds;
     int rc = qb_dataset_open(&ds, data, labels, subset, (int)limit);
     if (rc) return cmd_fail(rc);
+    if ((rc = cmd_apply_shard(&ds, shard_k, shard_n))) { qb_dataset_free(&ds); return rc; }
     qb_model m;
     if ((rc = cmd_load_model(&m, model_path, &ov, 0))) { qb_dataset_free(&ds); return rc; }
     const vit_config *c = &m.vit.cfg;
@@ -93,7 +98,7 @@ int cmd_eval(int argc, char **argv) {
 
     qb_result row;
     memset(&row, 0, sizeof row);
-    snprintf(row.run_id, sizeof row.run_id, "eval-%d", (int)getpid());
+    qb_shard_run_id(row.run_id, sizeof row.run_id, "eval", shard_k, shard_n);
     snprintf(row.model, sizeof row.model, "%s", model_name);
     snprintf(row.attention, sizeof row.attention, "%s", vit_attn_name(c->attn));
     snprintf(row.dataset, sizeof row.dataset, "%s", data);

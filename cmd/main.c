@@ -14,6 +14,8 @@ static void usage(FILE *f) {
             "  corrupt   ImageNet-C corruptions: generate them, or evaluate models with CE and mCE\n"
             "  run       run a suite (YAML): clean, corruptions, attacks, report; resumable\n"
             "  report    Markdown/CSV/SVG report from results files; regression gate\n"
+            "  merge     merge the results files of --shard K/N runs into the single-process rows\n"
+            "  train     train a ViT from a YAML config (AdamW, warmup + cosine, checkpoints, logs)\n"
             "run `questbench COMMAND --help` for a command's options; `questbench --version`.\n");
 }
 
@@ -29,6 +31,8 @@ int main(int argc, char **argv) {
     if (!strcmp(c, "report")) return cmd_report(argc - 1, argv + 1);
     if (!strcmp(c, "run")) return cmd_run(argc - 1, argv + 1);
     if (!strcmp(c, "corrupt")) return cmd_corrupt(argc - 1, argv + 1);
+    if (!strcmp(c, "merge")) return cmd_merge(argc - 1, argv + 1);
+    if (!strcmp(c, "train")) return cmd_train(argc - 1, argv + 1);
     fprintf(stderr, "questbench: unknown command '%s' (try questbench --help)\n", c);
     return QB_EXIT_USAGE;
 }

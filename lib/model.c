@@ -331,6 +331,22 @@ int qb_model_load(qb_model *m, const char *path, const qb_model_overrides *ov) {
     if (ip && qb_interp_parse(ip, &m->interp)) { rc = qb_error(ov->interpolation ? QB_EXIT_USAGE : QB_EXIT_MODEL, "%s: %s", path, qb_last_error()); goto fail; }
     if (!ip) note(m, "interpolation: bilinear, crop_pct %g (timm's fallback; no questbench.interpolation metadata)", m->crop_pct);
 
+    /* Before allocating the parameters: the shapes of a few tensors fix the size of the model,
+     * and a valid file holds every parameter (no tensor may be missing), so a file claiming
+     * more parameters than it holds values is refused here, not after allocating (and zeroing)
+     * gigabytes for a file of a few KB). */
+    {
+        uint64_t D = (uint64_t)c.dim, F = (uint64_t)c.mlp_dim, K = (uint64_t)c.classes, held = 0;
+        uint64_t need = (uint64_t)c.depth * (4 * D * D + 2 * D * F) + pos->shape[1] * D + K * D;
+        for (int i = 0; i < f.n_tensors; i++) held += f.tensors[i].numel; /* each ≤ the file size */
+        if (need > held) {
+            rc = qb_error(QB_EXIT_MODEL,
+                          "%s: the tensor shapes imply a %d-block ViT of width %d with at least %llu parameters, "
+                          "but the file holds only %llu values (missing tensors?)",
+                          path, c.depth, c.dim, (unsigned long long)need, (unsigned long long)held);
+            goto fail;
+        }
+    }
     if ((rc = vit_config_finish(&c))) { rc = qb_error(QB_EXIT_MODEL, "%s: %s", path, qb_last_error()); goto fail; }
     if ((rc = vit_init(&m->vit, &c))) goto fail;
 

@@ -211,6 +211,10 @@ int vit_forward(vit_model *m, const float *x, int B, vit_mode mode, float *logit
     const int cls = c->class_token ? 1 : 0, BN = B * N;
     vit_params *p = &m->params;
     vit_acts *a = &m->acts;
+    /* GEMM tiles follow images (results independent of batch size and position: what
+     * inference and attacks need) except in training mode, where whole-batch tiles are
+     * faster and only thread-count invariance is kept */
+    const int gN = mode == VIT_MODE_FULL ? 0 : N, gNp = mode == VIT_MODE_FULL ? 0 : Np, g1 = mode == VIT_MODE_FULL ? 0 : 1;
 
     /* input normalisation and patch embedding straight into the residual stream */
     normalize_forward(a->xn, x, c->mean, c->std, B, C, S * S);
@@ -218,7 +222,7 @@ int vit_forward(vit_model *m, const float *x, int B, vit_mode mode, float *logit
     float *res0 = act_at(m, a->res, A_RES, 0);
     for (int b = 0; b < B; b++)
         matmul_forward(res0 + ((size_t)b * N + cls) * D, D, a->patches + (size_t)b * Np * CPP, p->patchw, p->patchb,
-                       Np, CPP, D, Np);
+                       Np, CPP, D, gNp);
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
         float *t = res0 + (size_t)b * N * D;
@@ -251,15 +255,15 @@ int vit_forward(vit_model *m, const float *x, int B, vit_mode mode, float *logit
 
         /* T = T + proj(MHA(LN1(T))) */
         layernorm_forward(ln1, ln1m, ln1r, res, l_ln1w, l_ln1b, BN, D, c->norm_eps);
-        matmul_forward(qkv, 3 * D, ln1, l_qkvw, l_qkvb, BN, D, 3 * D, N);
+        matmul_forward(qkv, 3 * D, ln1, l_qkvw, l_qkvb, BN, D, 3 * D, gN);
         attention_forward(atty, att, qks, qkv, l_qnw, l_qnb, l_knw, l_knb, a->scratch, &ad);
-        matmul_forward(res_mid, D, atty, l_projw, l_projb, BN, D, D, N);
+        matmul_forward(res_mid, D, atty, l_projw, l_projb, BN, D, D, gN);
         add_inplace(res_mid, res, (size_t)BN * D);
         /* T = T + fc2(GELU(fc1(LN2(T)))) */
         layernorm_forward(ln2, ln2m, ln2r, res_mid, l_ln2w, l_ln2b, BN, D, c->norm_eps);
-        matmul_forward(fch, F, ln2, l_fc1w, l_fc1b, BN, D, F, N);
+        matmul_forward(fch, F, ln2, l_fc1w, l_fc1b, BN, D, F, gN);
         gelu_forward(fchg, fch, (size_t)BN * F);
-        matmul_forward(res_out, D, fchg, l_fc2w, l_fc2b, BN, F, D, N);
+        matmul_forward(res_out, D, fchg, l_fc2w, l_fc2b, BN, F, D, gN);
         add_inplace(res_out, res_mid, (size_t)BN * D);
     }
 
@@ -280,7 +284,7 @@ int vit_forward(vit_model *m, const float *x, int B, vit_mode mode, float *logit
         }
     }
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->pooled, p->lnfw, p->lnfb, B, D, c->norm_eps);
-    matmul_forward(a->logits, K, a->lnf, p->headw, p->headb, B, D, K, 1);
+    matmul_forward(a->logits, K, a->lnf, p->headw, p->headb, B, D, K, g1);
     if (logits_out) memcpy(logits_out, a->logits, (size_t)B * K * sizeof(float));
     return 0;
 }
@@ -327,6 +331,7 @@ int vit_backward(vit_model *m, const float *dlogits, float *dx) {
             return qb_error(QB_EXIT_FAIL, "vit_backward: non-finite gradient of the logits (image %zu, class %zu)",
                             i / K, i % K);
     const int full = m->act_mode == VIT_MODE_FULL;
+    const int gN = full ? 0 : N, gNp = full ? 0 : Np, g1 = full ? 0 : 1; /* tiling as in vit_forward */
     if (full && !m->grads_mem && vit_zero_grad(m)) return QB_EXIT_FAIL;
     if (dacts_ensure(m, B)) return QB_EXIT_FAIL;
     vit_params *p = &m->params;
@@ -335,7 +340,7 @@ int vit_backward(vit_model *m, const float *dlogits, float *dx) {
 
     /* head, final norm, pooling */
     memset(d->dlnf, 0, (size_t)B * D * sizeof(float));
-    matmul_backward(d->dlnf, GRAD(headw), GRAD(headb), dlogits, K, a->lnf, p->headw, B, D, K, 1);
+    matmul_backward(d->dlnf, GRAD(headw), GRAD(headb), dlogits, K, a->lnf, p->headw, B, D, K, g1);
     memset(d->dpooled, 0, (size_t)B * D * sizeof(float));
     layernorm_backward(d->dpooled, GRAD(lnfw), GRAD(lnfb), d->dlnf, a->pooled, a->lnf_mean, a->lnf_rstd, p->lnfw, B, D);
     memset(d->dres, 0, (size_t)BN * D * sizeof(float));
@@ -370,18 +375,18 @@ int vit_backward(vit_model *m, const float *dlogits, float *dx) {
         /* MLP branch: res_out = res_mid + fc2(GELU(fc1(LN2(res_mid)))) */
         memset(d->dfch, 0, (size_t)BN * F * sizeof(float));
         matmul_backward(d->dfch, full ? m->grads.fc2w + oD * F : NULL, full ? m->grads.fc2b + oD : NULL, d->dres, D,
-                        fchg, p->fc2w + oD * F, BN, F, D, N);
+                        fchg, p->fc2w + oD * F, BN, F, D, gN);
         gelu_backward(d->dfch, fch, d->dfch, (size_t)BN * F);
         memset(d->dtmp, 0, (size_t)BN * D * sizeof(float));
         matmul_backward(d->dtmp, full ? m->grads.fc1w + oF * D : NULL, full ? m->grads.fc1b + oF : NULL, d->dfch, F,
-                        ln2, p->fc1w + oF * D, BN, D, F, N);
+                        ln2, p->fc1w + oF * D, BN, D, F, gN);
         layernorm_backward(d->dres, full ? m->grads.ln2w + oD : NULL, full ? m->grads.ln2b + oD : NULL, d->dtmp,
                            res_mid, ln2m, ln2r, p->ln2w + oD, BN, D);
 
         /* attention branch: res_mid = res + proj(MHA(LN1(res))) */
         memset(d->dtmp, 0, (size_t)BN * D * sizeof(float));
         matmul_backward(d->dtmp, full ? m->grads.projw + oD * D : NULL, full ? m->grads.projb + oD : NULL, d->dres,
-                        D, atty, p->projw + oD * D, BN, D, D, N);
+                        D, atty, p->projw + oD * D, BN, D, D, gN);
         int want_qn = full && c->attn == VIT_ATTN_QKNORM;
         attention_backward(d->dqkv, want_qn ? d->dqn : NULL, d->dtmp, qkv, att, qks, l_qnw, l_qnb, l_knw, l_knb,
                            a->scratch, &ad);
@@ -395,7 +400,7 @@ int vit_backward(vit_model *m, const float *dlogits, float *dx) {
         memset(d->dtmp, 0, (size_t)BN * D * sizeof(float));
         matmul_backward(d->dtmp, full ? m->grads.qkvw + o3D * D : NULL,
                         full && c->qkv_bias ? m->grads.qkvb + o3D : NULL, d->dqkv, 3 * D, ln1,
-                        p->qkvw + o3D * D, BN, D, 3 * D, N);
+                        p->qkvw + o3D * D, BN, D, 3 * D, gN);
         layernorm_backward(d->dres, full ? m->grads.ln1w + oD : NULL, full ? m->grads.ln1b + oD : NULL, d->dtmp, res,
                            ln1m, ln1r, p->ln1w + oD, BN, D);
     }
@@ -409,7 +414,7 @@ int vit_backward(vit_model *m, const float *dlogits, float *dx) {
     for (int b = 0; b < B; b++)
         matmul_backward(d->dpatches + (size_t)b * Np * CPP, GRAD(patchw), GRAD(patchb),
                         d->dres + ((size_t)b * N + cls) * D, D, a->patches + (size_t)b * Np * CPP, p->patchw, Np, CPP,
-                        D, Np);
+                        D, gNp);
     if (dx) {
         im2col_backward(d->dxn, d->dpatches, B, C, c->grid, P);
         normalize_backward(dx, d->dxn, c->std, B, C, c->img_size * c->img_size);

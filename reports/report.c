@@ -62,6 +62,10 @@ int qb_report_build(qb_report *r, const qb_results *rows, const char *baseline_n
             return qb_error(QB_EXIT_DATA, "more than %d distinct eps values", QB_REPORT_MAX_EPS);
     for (int i = 0; i < rows->n; i++) {
         const qb_result *row = &rows->rows[i];
+        const char *sh = strstr(row->run_id, "-shard");
+        if (sh) /* one shard's counts would silently stand for the whole data set */
+            return qb_error(QB_EXIT_DATA, "row %d comes from %.*s (run %s): merge the shards first (questbench merge)",
+                            i + 1, (int)strcspn(sh + 1, "-"), sh + 1, row->run_id);
         int mi = find_or_add_model(r, row);
         if (mi < 0) return qb_error(QB_EXIT_DATA, "more than %d models in the results", QB_REPORT_MAX_MODELS);
         qb_model_metrics *m = &r->m[mi];

@@ -1,7 +1,9 @@
 /* results.c — long-format results CSV: row-atomic append, strict reader, resume keys, SHA-256. */
 #include "results.h"
+#include "shard.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,6 +136,17 @@ static int split_csv(char *line, char **fields, int maxf) {
     return -1;
 }
 
+/* A decimal integer in [0, max] (digits only), so that no value can overflow the field it goes to. */
+static int parse_uint(const char *s, unsigned long long max, unsigned long long *out) {
+    if (*s < '0' || *s > '9') return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || errno || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
 static int parse_num(const char *s, double *out) {
     char *end;
     errno = 0;
@@ -146,6 +159,21 @@ static int parse_num(const char *s, double *out) {
 int qb_results_read(qb_results *rs, const char *path) {
     FILE *f = fopen(path, "r");
     if (!f) return qb_error(QB_EXIT_DATA, "%s: cannot open: %s", path, strerror(errno));
+    int rc = qb_results_read_stream(rs, f, path);
+    fclose(f);
+    return rc;
+}
+
+int qb_results_read_buffer(qb_results *rs, const void *buf, size_t size, const char *label) {
+    if (size == 0) return qb_error(QB_EXIT_DATA, "%s: empty file (no header)", label);
+    FILE *f = fmemopen((void *)buf, size, "r");
+    if (!f) return qb_error(QB_EXIT_FAIL, "%s: cannot read from memory: %s", label, strerror(errno));
+    int rc = qb_results_read_stream(rs, f, label);
+    fclose(f);
+    return rc;
+}
+
+int qb_results_read_stream(qb_results *rs, FILE *f, const char *path) {
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
@@ -170,11 +198,13 @@ int qb_results_read(qb_results *rs, const char *path) {
         }
         qb_result r;
         memset(&r, 0, sizeof r);
-        double v[6];
-        const int numi[6] = {8, 11, 12, 13, 15, 16};
-        int bad = 0;
-        for (int i = 0; i < 6; i++) bad |= parse_num(fl[numi[i]], &v[i]);
-        if (bad || v[2] < 0 || v[3] < 0 || v[3] > v[2] || v[0] < 0 || v[0] > 5 || v[5] < 0) {
+        /* severity, n, correct and seed are integers (parsed as such: a double would overflow the
+         * long or uint64_t they go to, and lose seeds above 2^53); eps and value are numbers */
+        double eps, value;
+        unsigned long long sev, n, correct, seed;
+        int bad = parse_uint(fl[8], 5, &sev) | parse_uint(fl[12], LONG_MAX, &n) | parse_uint(fl[13], LONG_MAX, &correct) |
+                  parse_uint(fl[16], UINT64_MAX, &seed) | parse_num(fl[11], &eps) | parse_num(fl[15], &value);
+        if (bad || correct > n) {
             rc = qb_error(QB_EXIT_DATA, "%s:%d: malformed number (severity, eps, n, correct, value or seed)", path,
                           lineno);
             break;
@@ -189,8 +219,8 @@ int qb_results_read(qb_results *rs, const char *path) {
         COPY(r.attack, fl[9]), COPY(r.norm, fl[10]), COPY(r.metric, fl[14]), COPY(r.version, fl[17]);
         COPY(r.timestamp, fl[18]);
 #undef COPY
-        r.severity = (int)v[0], r.eps = v[1], r.n = (long)v[2], r.correct = (long)v[3], r.value = v[4];
-        r.seed = (uint64_t)v[5];
+        r.severity = (int)sev, r.eps = eps, r.n = (long)n, r.correct = (long)correct, r.value = value;
+        r.seed = (uint64_t)seed;
         if (rs->n == rs->cap) {
             int nc = rs->cap ? rs->cap * 2 : 64;
             qb_result *nr = realloc(rs->rows, (size_t)nc * sizeof *nr);
@@ -201,7 +231,6 @@ int qb_results_read(qb_results *rs, const char *path) {
     }
     if (!rc && lineno == 0) rc = qb_error(QB_EXIT_DATA, "%s: empty file (no header)", path);
     free(line);
-    fclose(f);
     return rc;
 }
 
@@ -211,8 +240,13 @@ void qb_results_free(qb_results *rs) {
 }
 
 void qb_result_key(const qb_result *r, char *buf, size_t len) {
-    snprintf(buf, len, "%s|%s|%s|%s|%s|%s|%d|%s|%s|%.9g|%llu", r->model, r->attention, r->dataset, r->preset, r->kind,
-             r->corruption, r->severity, r->attack, r->norm, r->eps, (unsigned long long)r->seed);
+    int o = snprintf(buf, len, "%s|%s|%s|%s|%s|%s|%d|%s|%s|%.9g|%llu", r->model, r->attention, r->dataset, r->preset,
+                     r->kind, r->corruption, r->severity, r->attack, r->norm, r->eps, (unsigned long long)r->seed);
+    /* a shard's row (run_id "<cmd>-shardKofN-<pid>", lib/shard.h) is its own measurement, so
+     * shards can share a results file and resume separately; unsharded keys are unchanged */
+    int k, n;
+    if (o >= 0 && (size_t)o < len && qb_shard_of_run_id(r->run_id, &k, &n))
+        snprintf(buf + o, len - (size_t)o, "|shard%dof%d", k, n);
 }
 
 int qb_results_has(const qb_results *rs, const qb_result *r) {

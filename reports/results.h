@@ -7,6 +7,7 @@
 #ifndef QB_RESULTS_H
 #define QB_RESULTS_H
 #include "qb.h"
+#include <stdio.h>
 
 #define QB_RESULTS_HEADER                                                                                  \
     "run_id,model,model_sha256,attention,dataset,preset,kind,corruption,severity,attack,norm,eps,n,correct," \
@@ -49,10 +50,14 @@ typedef struct {
     int n, cap;
 } qb_results;
 int qb_results_read(qb_results *rs, const char *path);
+/* The same on an open stream or an in-memory file (`label` names it in messages; fuzzed). */
+int qb_results_read_stream(qb_results *rs, FILE *f, const char *label);
+int qb_results_read_buffer(qb_results *rs, const void *buf, size_t size, const char *label);
 void qb_results_free(qb_results *rs);
 
 /* The identity of a measurement, for --resume and for matching baselines:
- * model, attention, dataset, preset, kind, corruption, severity, attack, norm, eps, seed. */
+ * model, attention, dataset, preset, kind, corruption, severity, attack, norm, eps, seed, and for
+ * a shard's row the shard K/N read from its run_id (lib/shard.h). */
 void qb_result_key(const qb_result *r, char *buf, size_t len);
 /* 1 if a row with the same key is present. */
 int qb_results_has(const qb_results *rs, const qb_result *r);

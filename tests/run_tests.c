@@ -12,6 +12,7 @@
     X(vit_ops_suite) \
     X(model_suite) \
     X(loss_suite) \
+    X(train_suite) \
     X(report_suite) \
     X(rng_suite) \
     X(corruptions_suite) \
@@ -19,6 +20,11 @@
     X(cli_suite) \
     X(corrupt_cli_suite) \
     X(run_suite) \
+    X(resume_suite) \
+    X(threads_suite) \
+    X(shard_suite) \
+    X(mpi_suite) \
+    X(train_cli_suite) \
     X(errors_suite)
 
 #define DECLARE(name) Suite *name(void);

@@ -7,6 +7,11 @@
 
 static char D[256], M[512], C[512];
 
+#define SHARD_CSV                                                                                           \
+    "run_id,model,model_sha256,attention,dataset,preset,kind,corruption,severity,attack,norm,eps,n,correct," \
+    "metric,value,seed,version,timestamp\n"                                                                  \
+    "eval-shard1of2-7,m,,sdpa,d,,clean,,0,,,0,5,2,top1,0.4,0,0.1.0,2026-11-26T00:00:00Z\n"
+
 /* the scratch folder the table's {D} refers to */
 static void make_scratch(void) {
     snprintf(D, sizeof D, "%s", qbt_tmpdir());
@@ -41,7 +46,9 @@ static void make_scratch(void) {
         {"labels_bad.txt", "a/x.png 0\nbroken line\n", 22},
         {"subset_missing.txt", "a/x.png\na/nope.png\n", 19},
         {"notresults.csv", "a,b\n1,2\n", 8},
+        {"shardrows.csv", SHARD_CSV, sizeof SHARD_CSV - 1},
         {"bad.yaml", "name: x\nmodels:\n  - file: a\n   bad: [\n", 38},
+        {"badkey.yaml", "output: o\ndata: d\nmodels:\n  - [a]: m\n", 37},
     };
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         snprintf(p, sizeof p, "%s/%s", D, files[i].name);

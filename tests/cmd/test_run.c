@@ -22,6 +22,10 @@ START_TEST(test_yaml_errors) {
         {"output: o\ndata: d\nmodels:\n  - file: a\nattacks:\n  - attack: pgd\n", "needs 'attack' and 'eps'"},
         {"output: o\ndata: d\nclean: maybe\nmodels:\n  - file: a\n", "s.yaml:3:8: clean: expected true or false"},
         {"- just\n- a list\n", "must be a mapping"},
+        /* fuzz regressions: a non-scalar key inside a model, attack or corruptions mapping was read as a string */
+        {"output: o\ndata: d\nmodels:\n  - {[]: b}\n", "s.yaml:4:6: keys must be plain words"},
+        {"output: o\ndata: d\nmodels:\n  - file: a\nattacks: [{? [a, b] : x}]\n", "s.yaml:5:14: keys must be plain words"},
+        {"output: o\ndata: d\nmodels:\n  - file: a\ncorruptions: {{a: 1}: fog}\n", "s.yaml:5:15: keys must be plain words"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         write_suite(p, cases[i].text);

@@ -129,6 +129,32 @@ END_TEST
 
 /* A checkpoint as timm/safetensors write it (metadata {"format":"pt"} only) loads with the
  * defaults noted, and with --heads gives the same logits as the annotated file. */
+/* Regression (hardening): a 66 KB file whose few tensors imply a 10-block ViT of width 4096 made
+ * the loader allocate and zero ~8 GB before finding the missing tensors; it is refused first. */
+START_TEST(test_refuses_parameter_bomb) {
+    char path[300], hdr[600];
+    snprintf(path, sizeof path, "%s/bomb.safetensors", qbt_tmpdir());
+    int n = snprintf(hdr, sizeof hdr,
+                     "{\"patch_embed.proj.weight\":{\"dtype\":\"F32\",\"shape\":[4096,3,1,1],\"data_offsets\":[0,49152]},"
+                     "\"pos_embed\":{\"dtype\":\"F32\",\"shape\":[1,4,4096],\"data_offsets\":[49152,114688]},"
+                     "\"blocks.0.mlp.fc1.weight\":{\"dtype\":\"F32\",\"shape\":[16384,0],\"data_offsets\":[114688,114688]},"
+                     "\"head.weight\":{\"dtype\":\"F32\",\"shape\":[1000,0],\"data_offsets\":[114688,114688]},"
+                     "\"blocks.9.norm1.weight\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[114688,114688]}}");
+    while (n % 8) hdr[n++] = ' ';
+    size_t total = 8 + (size_t)n + 114688;
+    uint8_t *buf = calloc(1, total);
+    for (int i = 0; i < 8; i++) buf[i] = (uint8_t)((uint64_t)n >> (8 * i));
+    memcpy(buf + 8, hdr, (size_t)n);
+    ck_assert_int_eq(qbt_write_file(path, buf, total), 0);
+    free(buf);
+    qb_model m;
+    qb_model_overrides ov = {0};
+    ov.heads = 64;
+    ck_assert_int_eq(qb_model_load(&m, path, &ov), QB_EXIT_MODEL);
+    ck_assert_msg(strstr(qb_last_error(), "10-block ViT of width 4096 with at least") != NULL, "%s", qb_last_error());
+}
+END_TEST
+
 START_TEST(test_plain_timm_checkpoint) {
     const char *p = rewrite(NULL, NULL, NULL, "*", NULL);
     qb_model_overrides ov = {0};
@@ -170,6 +196,7 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_rejects_inconsistent_files);
     tcase_add_test(tc, test_param_lookup);
     tcase_add_test(tc, test_plain_timm_checkpoint);
+    tcase_add_test(tc, test_refuses_parameter_bomb);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -113,7 +113,8 @@ START_TEST(test_gradients_match_pytorch) {
 }
 END_TEST
 
-/* Input-gradient mode gives the same dx as full mode, and logits equal inference mode. */
+/* Inference and input-gradient modes give identical logits; full (training) mode tiles its
+ * GEMMs over the whole batch, so its input gradient agrees to rounding only. */
 START_TEST(test_modes_agree) {
     fixture fx;
     fixture_open(&fx, FIXTURES[_i]);
@@ -130,7 +131,9 @@ START_TEST(test_modes_agree) {
     ck_assert_int_eq(vit_forward(vm, fx.x, fx.B, VIT_MODE_FULL, NULL), 0);
     ck_assert_int_eq(vit_zero_grad(vm), 0);
     ck_assert_int_eq(vit_backward(vm, fx.dlogits, dx2), 0);
-    ck_assert_int_eq(memcmp(dx1, dx2, nx * sizeof(float)), 0);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < nx; i++) num += ((double)dx1[i] - dx2[i]) * ((double)dx1[i] - dx2[i]), den += (double)dx2[i] * dx2[i];
+    ck_assert_msg(sqrt(num) <= 1e-5 * sqrt(den), "input-grad vs full dx: relative difference %g", sqrt(num / den));
     free(dx1), free(dx2), free(l0), free(l1);
     fixture_close(&fx);
 }

@@ -75,6 +75,40 @@ START_TEST(test_append_read_torn_tail) {
 }
 END_TEST
 
+/* fuzz regressions (fuzz_results_csv): numbers that overflow the integer fields were converted
+ * from double (undefined behaviour); they are malformed rows now, and seeds keep all 64 bits */
+START_TEST(test_read_numbers_strict) {
+    const char *H = QB_RESULTS_HEADER "\n";
+    const char *ok = "r,m,,sdpa,d,cifar,clean,,0,,,0,10,3,top1,0.3,18446744073709551615,0.1.0,t\n";
+    char buf[1024];
+    qb_results rs = {0};
+    snprintf(buf, sizeof buf, "%s%s", H, ok);
+    ck_assert_int_eq(qb_results_read_buffer(&rs, buf, strlen(buf), "mem.csv"), 0);
+    ck_assert_int_eq(rs.n, 1);
+    ck_assert_uint_eq(rs.rows[0].seed, UINT64_MAX);
+    ck_assert_int_eq(rs.rows[0].n, 10);
+    qb_results_free(&rs);
+    const char *bad[] = {
+        "r,m,,sdpa,d,cifar,clean,,0,,,0,2e53,3,top1,0.3,0,0.1.0,t\n",            /* n beyond long */
+        "r,m,,sdpa,d,cifar,clean,,0,,,0,10,3,top1,0.3,1e30,0.1.0,t\n",           /* seed beyond uint64 */
+        "r,m,,sdpa,d,cifar,clean,,0,,,0,10,3,top1,0.3,18446744073709551616,0.1.0,t\n",
+        "r,m,,sdpa,d,cifar,clean,,0,,,0,99999999999999999999,3,top1,0.3,0,0.1.0,t\n",
+        "r,m,,sdpa,d,cifar,clean,,2.5,,,0,10,3,top1,0.3,0,0.1.0,t\n",            /* severity not an integer */
+        "r,m,,sdpa,d,cifar,clean,,0,,,0,-1,0,top1,0.3,0,0.1.0,t\n",
+        "r,m,,sdpa,d,cifar,clean,,0,,,0,10,11,top1,0.3,0,0.1.0,t\n",             /* correct > n */
+        "r,m,,sdpa,d,cifar,clean,,0,,,nan,10,3,top1,0.3,0,0.1.0,t\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(buf, sizeof buf, "%s%s", H, bad[i]);
+        ck_assert_int_eq(qb_results_read_buffer(&rs, buf, strlen(buf), "mem.csv"), QB_EXIT_DATA);
+        ck_assert_msg(strstr(qb_last_error(), "mem.csv:2: malformed number") != NULL, "case %zu: %s", i, qb_last_error());
+        qb_results_free(&rs);
+    }
+    ck_assert_int_eq(qb_results_read_buffer(&rs, "", 0, "mem.csv"), QB_EXIT_DATA);
+    qb_results_free(&rs);
+}
+END_TEST
+
 /* minimal XML well-formedness: balanced tags, quoted attributes, known entities */
 static int xml_well_formed(const char *s, char *why, size_t n) {
     char stack[64][32];
@@ -220,6 +254,7 @@ Suite *report_suite(void) {
     TCase *tc = tcase_create("report");
     tcase_add_test(tc, test_sha256_vectors);
     tcase_add_test(tc, test_append_read_torn_tail);
+    tcase_add_test(tc, test_read_numbers_strict);
     tcase_add_test(tc, test_report_numbers_and_files);
     tcase_add_test(tc, test_regression_gate);
     suite_add_tcase(s, tc);
