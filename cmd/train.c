@@ -132,6 +132,15 @@ int cmd_train(int argc, char **argv) {
     if (!resume && !access(model_path, F_OK))
         return cmd_fail(qb_error(QB_EXIT_USAGE, "%s: a checkpoint is already there; pass --resume to continue it or "
                                                 "remove the folder", model_path));
+    /* create the output folder and its parents (mkdir -p) */
+    char dir[sizeof c.output];
+    snprintf(dir, sizeof dir, "%s", c.output);
+    for (char *q = dir + 1; *q; q++)
+        if (*q == '/') {
+            *q = 0;
+            mkdir(dir, 0755);
+            *q = '/';
+        }
     if (mkdir(c.output, 0755) && errno != EEXIST)
         return cmd_fail(qb_error(QB_EXIT_IO, "%s: cannot create: %s", c.output, strerror(errno)));
 
