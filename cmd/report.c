@@ -3,6 +3,7 @@
 #include "cmd.h"
 #include "report.h"
 #include "paper.h"
+#include "training.h"
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -21,7 +22,10 @@ static void help(FILE *f) {
                "  --baseline-model NAME  model the differences (Δ) are taken against (default: first sdpa)\n"
                "  --baseline OLD.csv     regression gate against older results\n"
                "  --tolerance PP         allowed worsening in percentage points (default 0.5)\n"
-               "  --paper NAME           add published numbers beside the measured ones (quest-vit-ti)\n");
+               "  --paper NAME           add published numbers beside the measured ones (quest-vit-ti)\n"
+               "  --training [NAME=]DIR  a `questbench train` output folder (repeatable): writes DIR/training.md\n"
+               "                         and SVG curves of query/key norms, max attention logit, attention\n"
+               "                         entropy and loss over steps, with clean test top-1 (instability chart)\n");
 }
 
 static int read_all(qb_results *rs, const char *const *files, int n) {
@@ -37,10 +41,19 @@ int cmd_report(int argc, char **argv) {
     const char *out_dir = "report", *baseline = NULL, *baseline_model = NULL, *paper = NULL;
     double tol = 0.5;
     const char **files = calloc((size_t)argc, sizeof(char *));
-    int nf = 0;
+    const char **tdirs = calloc((size_t)argc, sizeof(char *)), **tnames = calloc((size_t)argc, sizeof(char *));
+    char (*tname_buf)[128] = calloc((size_t)argc, sizeof *tname_buf);
+    int nf = 0, nt = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(stdout); free(files); return 0; }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { help(stdout); free(files), free(tdirs), free(tnames), free(tname_buf); return 0; }
+        if (!strcmp(a, "--training")) {
+            if (i + 1 >= argc) { fprintf(stderr, "questbench report: --training needs a value\n"); free(files), free(tdirs), free(tnames), free(tname_buf); return QB_EXIT_USAGE; }
+            tdirs[nt] = cmd_model_name(argv[++i], tname_buf[nt], sizeof tname_buf[nt]); /* NAME=DIR */
+            tnames[nt] = tname_buf[nt];
+            nt++;
+            continue;
+        }
         if (!strcmp(a, "--out") || !strcmp(a, "--baseline") || !strcmp(a, "--tolerance") || !strcmp(a, "--baseline-model") ||
             !strcmp(a, "--paper")) {
             if (i + 1 >= argc) { fprintf(stderr, "questbench report: %s needs a value\n", a); free(files); return QB_EXIT_USAGE; }
@@ -72,6 +85,14 @@ int cmd_report(int argc, char **argv) {
             return QB_EXIT_USAGE;
         } else files[nf++] = a;
     }
+    if (nt > 0 && nf == 0) {
+        int rc = qb_training_report(tnames, tdirs, nt, out_dir);
+        if (rc) cmd_fail(rc);
+        else fprintf(stderr, "questbench: wrote %s/training.md and the training charts\n", out_dir);
+        free(files), free(tdirs), free(tnames), free(tname_buf);
+        return rc;
+    }
+    free(tdirs), free(tnames), free(tname_buf);
     if (nf == 0) { fprintf(stderr, "questbench report: no results files given\n"); free(files); return QB_EXIT_USAGE; }
     qb_results rs = {0};
     qb_report *rep = calloc(1, sizeof *rep), *old = NULL;

@@ -4,7 +4,7 @@
 #include <stdio.h>
 
 #define SVG_MAX_SERIES 16
-#define SVG_MAX_POINTS 32
+#define SVG_MAX_POINTS 256
 
 typedef struct {
     char name[96];

@@ -4,10 +4,12 @@
  * regression gate's exit codes both ways. */
 #include "qbtest.h"
 #include "results.h"
+#include "training.h"
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 START_TEST(test_sha256_vectors) {
     char dir[256], path[300], hex[65];
@@ -249,6 +251,59 @@ START_TEST(test_regression_gate) {
 }
 END_TEST
 
+/* the instability chart from two synthetic training runs: the table's values are the
+ * last logged ones reduced over layers (max for norms and logits, mean for entropy) */
+START_TEST(test_training_report) {
+    char dir[256], p[600];
+    snprintf(dir, sizeof dir, "%s", qbt_tmpdir());
+    const char *runs[2] = {"std", "quest"};
+    for (int r = 0; r < 2; r++) {
+        snprintf(p, sizeof p, "%s/%s", dir, runs[r]);
+        mkdir(p, 0755);
+        snprintf(p, sizeof p, "%s/%s/train_log.csv", dir, runs[r]);
+        FILE *f = fopen(p, "w");
+        fprintf(f, "step,epoch,loss,lr,grad_norm,l0_q_mean,l0_q_max,l0_k_mean,l0_k_max,l0_logit_max,l0_entropy,"
+                   "l1_q_mean,l1_q_max,l1_k_mean,l1_k_max,l1_logit_max,l1_entropy\n");
+        for (int st = 1; st <= 600; st++) {
+            double g = r == 0 ? st * 0.1 : 3.0; /* the standard run's norms grow, QUEST's do not */
+            if (st % 2) fprintf(f, "%d,1,%.4f,0.001,1,,,,,,,,,,,,\n", st, 2.0 / st);
+            else fprintf(f, "%d,1,%.4f,0.001,1,1,%.4f,1,%.4f,%.4f,2.0,1,%.4f,1,%.4f,%.4f,1.0\n", st, 2.0 / st, g, g + 1,
+                         g * 2, g / 2, g, g);
+        }
+        fprintf(f, "601,1,0.1,0.001,1,1,9"); /* a torn last line of a running training */
+        fclose(f);
+        snprintf(p, sizeof p, "%s/%s/epochs.csv", dir, runs[r]);
+        f = fopen(p, "w");
+        fprintf(f, "epoch,step,lr,train_loss,train_top1,test_top1,seconds,images_per_s\n1,300,0.001,1,50,%s,1,1\n2,600,0.001,1,60,%s,1,1\n",
+                r ? "70.5" : "60.0", r ? "71.25" : "66.5");
+        fclose(f);
+    }
+    char d0[300], d1[300], out[300];
+    snprintf(d0, sizeof d0, "%s/std", dir), snprintf(d1, sizeof d1, "%s/quest", dir), snprintf(out, sizeof out, "%s/chart", dir);
+    const char *names[2] = {"sdpa", "quest"}, *dirs[2] = {d0, d1};
+    ck_assert_int_eq(qb_training_report(names, dirs, 2, out), 0);
+    snprintf(p, sizeof p, "%s/training.md", out);
+    char *md = qbt_slurp(p);
+    ck_assert_ptr_nonnull(md);
+    /* sdpa at step 600: q max over layers = max(60, 60) = 60, k = 61, logit = 120, entropy = (2+1)/2 */
+    ck_assert_msg(strstr(md, "| sdpa  | 2      | 66.50      | 600   | 60.000     | 61.000     | 120.000   | 1.500   |"), "%s", md);
+    ck_assert_msg(strstr(md, "| quest | 2      | 71.25      | 600   | 3.000      | 4.000      | 6.000     | 1.500   |"), "%s", md);
+    free(md);
+    const char *svgs[] = {"training_q_norm.svg", "training_entropy.svg", "training_loss.svg"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", out, svgs[i]);
+        char *svg = qbt_slurp(p), why[128] = "";
+        ck_assert_ptr_nonnull(svg);
+        ck_assert_msg(xml_well_formed(svg, why, sizeof why), "%s: %s", svgs[i], why);
+        ck_assert_ptr_nonnull(strstr(svg, "quest (test 71.2%)"));
+        free(svg);
+    }
+    const char *bad[1] = {"/nonexistent/run"};
+    ck_assert_int_eq(qb_training_report(names, bad, 1, out), QB_EXIT_DATA);
+    ck_assert_ptr_nonnull(strstr(qb_last_error(), "train_log.csv"));
+}
+END_TEST
+
 Suite *report_suite(void) {
     Suite *s = suite_create("report");
     TCase *tc = tcase_create("report");
@@ -257,6 +312,7 @@ Suite *report_suite(void) {
     tcase_add_test(tc, test_read_numbers_strict);
     tcase_add_test(tc, test_report_numbers_and_files);
     tcase_add_test(tc, test_regression_gate);
+    tcase_add_test(tc, test_training_report);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,225 @@
+/* training.c — the instability chart: per-step training logs of several runs (train_log.csv,
+ * epochs.csv written by `questbench train`) as SVG curves of query/key norm growth, max
+ * attention logit, attention entropy and loss, plus a Markdown table with clean test top-1. */
+#include "training.h"
+#include "markdown.h"
+#include "svg.h"
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* one run's logged series, already reduced over layers */
+typedef struct {
+    int n;
+    double *step, *loss, *q_max, *k_max, *logit_max, *entropy; /* NAN where not logged */
+    double test_top1;                                            /* last epoch, NAN if none */
+    int epochs;
+} run_log;
+
+static void run_free(run_log *r) {
+    free(r->step), free(r->loss), free(r->q_max), free(r->k_max), free(r->logit_max), free(r->entropy);
+    memset(r, 0, sizeof *r);
+}
+
+static int split(char *line, char **f, int maxf) {
+    int n = 0;
+    char *p = line;
+    while (n < maxf) {
+        f[n++] = p;
+        p = strchr(p, ',');
+        if (!p) break;
+        *p++ = 0;
+    }
+    return n;
+}
+
+static double num(const char *s) {
+    char *end;
+    if (!*s) return NAN;
+    double v = strtod(s, &end);
+    return end == s ? NAN : v;
+}
+
+/* Read dir/train_log.csv: max over layers of l<i>_q_max, l<i>_k_max, l<i>_logit_max, mean of
+ * l<i>_entropy, on rows where they were logged. */
+static int read_log(run_log *r, const char *dir) {
+    char path[1100], *line = NULL;
+    size_t cap = 0;
+    snprintf(path, sizeof path, "%.1000s/train_log.csv", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return qb_error(QB_EXIT_DATA, "%s: cannot open: %s", path, strerror(errno));
+    int rc = 0, ncol = 0, lineno = 0, c_step = -1, c_loss = -1;
+    enum { MAXC = 1024 };
+    int kind[MAXC]; /* 0 other, 1 q_max, 2 k_max, 3 logit_max, 4 entropy */
+    char *fl[MAXC];
+    int rows_cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        lineno++;
+        line[strcspn(line, "\r\n")] = 0;
+        int n = split(line, fl, MAXC);
+        if (lineno == 1) {
+            ncol = n;
+            for (int i = 0; i < n; i++) {
+                const char *u = strrchr(fl[i], '_');
+                kind[i] = 0;
+                if (!strcmp(fl[i], "step")) c_step = i;
+                else if (!strcmp(fl[i], "loss")) c_loss = i;
+                else if (fl[i][0] == 'l' && u) {
+                    if (strstr(fl[i], "_q_max")) kind[i] = 1;
+                    else if (strstr(fl[i], "_k_max")) kind[i] = 2;
+                    else if (strstr(fl[i], "_logit_max")) kind[i] = 3;
+                    else if (strstr(fl[i], "_entropy")) kind[i] = 4;
+                }
+            }
+            if (c_step < 0 || c_loss < 0) { rc = qb_error(QB_EXIT_DATA, "%s: not a questbench training log (no step/loss columns)", path); break; }
+            continue;
+        }
+        if (n != ncol) continue; /* a torn last line of a running training */
+        if (r->n == rows_cap) {
+            rows_cap = rows_cap ? rows_cap * 2 : 256;
+            double **arrs[6] = {&r->step, &r->loss, &r->q_max, &r->k_max, &r->logit_max, &r->entropy};
+            for (int a = 0; a < 6; a++) *arrs[a] = realloc(*arrs[a], (size_t)rows_cap * sizeof(double));
+        }
+        double qm = -INFINITY, km = -INFINITY, lm = -INFINITY, es = 0;
+        int ne = 0;
+        for (int i = 0; i < n; i++) {
+            double v = kind[i] ? num(fl[i]) : NAN;
+            if (isnan(v)) continue;
+            if (kind[i] == 1) qm = fmax(qm, v);
+            else if (kind[i] == 2) km = fmax(km, v);
+            else if (kind[i] == 3) lm = fmax(lm, v);
+            else if (kind[i] == 4) es += v, ne++;
+        }
+        r->step[r->n] = num(fl[c_step]);
+        r->loss[r->n] = num(fl[c_loss]);
+        r->q_max[r->n] = isinf(qm) ? NAN : qm;
+        r->k_max[r->n] = isinf(km) ? NAN : km;
+        r->logit_max[r->n] = isinf(lm) ? NAN : lm;
+        r->entropy[r->n] = ne ? es / ne : NAN;
+        r->n++;
+    }
+    free(line);
+    fclose(f);
+    if (!rc && r->n == 0) rc = qb_error(QB_EXIT_DATA, "%s: no logged steps", path);
+    if (rc) return rc;
+    /* the last epoch's clean test top-1 */
+    snprintf(path, sizeof path, "%.1000s/epochs.csv", dir);
+    r->test_top1 = NAN;
+    f = fopen(path, "r");
+    if (f) {
+        char buf[1024], *g[16];
+        int col = -1, ln = 0;
+        while (fgets(buf, sizeof buf, f)) {
+            buf[strcspn(buf, "\r\n")] = 0;
+            int n = split(buf, g, 16);
+            if (ln++ == 0) {
+                for (int i = 0; i < n; i++)
+                    if (!strcmp(g[i], "test_top1")) col = i;
+            } else if (col >= 0 && col < n) {
+                r->test_top1 = num(g[col]);
+                r->epochs = ln - 1;
+            }
+        }
+        fclose(f);
+    }
+    return 0;
+}
+
+/* one chart: a series per run, at most SVG_MAX_POINTS evenly spaced logged points */
+static int chart(const char *dir, const char *file, const char *title, const char *ylabel, run_log *runs,
+                 const char *const *names, int n, int which) {
+    svg_chart *c = calloc(1, sizeof *c);
+    if (!c) return qb_error(QB_EXIT_FAIL, "out of memory");
+    snprintf(c->title, sizeof c->title, "%s", title);
+    snprintf(c->xlabel, sizeof c->xlabel, "training step");
+    snprintf(c->ylabel, sizeof c->ylabel, "%s", ylabel);
+    double ymax = 0, xmax = 0;
+    for (int k = 0; k < n && c->n_series < SVG_MAX_SERIES; k++) {
+        run_log *r = &runs[k];
+        double *ys[5] = {r->q_max, r->k_max, r->logit_max, r->entropy, r->loss};
+        int logged = 0;
+        for (int i = 0; i < r->n; i++) logged += !isnan(ys[which][i]);
+        int stride = logged > SVG_MAX_POINTS ? (logged + SVG_MAX_POINTS - 1) / SVG_MAX_POINTS : 1, seen = 0;
+        svg_series *s = &c->series[c->n_series];
+        if (isnan(r->test_top1)) snprintf(s->name, sizeof s->name, "%s", names[k]);
+        else snprintf(s->name, sizeof s->name, "%s (test %.1f%%)", names[k], r->test_top1);
+        for (int i = 0; i < r->n && s->n < SVG_MAX_POINTS; i++) {
+            if (isnan(ys[which][i]) || seen++ % stride) continue;
+            s->x[s->n] = r->step[i], s->y[s->n] = ys[which][i];
+            ymax = fmax(ymax, ys[which][i]), xmax = fmax(xmax, r->step[i]);
+            s->n++;
+        }
+        if (s->n) c->n_series++;
+    }
+    c->ymin = 0;
+    c->ymax = ymax > 0 ? ymax * 1.1 : 1;
+    for (int t = 0; t <= 5; t++) {
+        c->xticks[c->n_xticks] = xmax * t / 5;
+        snprintf(c->xtick_labels[c->n_xticks++], 16, "%.0f", xmax * t / 5);
+    }
+    char final[1100], tmp[1120];
+    snprintf(final, sizeof final, "%.1000s/%s", dir, file);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", final, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    int bad = !f || svg_write_chart(f, c) != 0;
+    if (f) bad |= fclose(f) != 0;
+    free(c);
+    if (bad || rename(tmp, final)) {
+        unlink(tmp);
+        return qb_error(QB_EXIT_IO, "%s: write failed", final);
+    }
+    return 0;
+}
+
+int qb_training_report(const char *const *names, const char *const *dirs, int n, const char *out_dir) {
+    if (mkdir(out_dir, 0755) && errno != EEXIST) return qb_error(QB_EXIT_IO, "%s: cannot create folder: %s", out_dir, strerror(errno));
+    run_log *runs = calloc((size_t)n, sizeof *runs);
+    int rc = 0;
+    for (int k = 0; k < n && !rc; k++) rc = read_log(&runs[k], dirs[k]);
+    static const char *files[5] = {"training_q_norm.svg", "training_k_norm.svg", "training_logit_max.svg",
+                                   "training_entropy.svg", "training_loss.svg"};
+    static const char *titles[5] = {"Query norm (max over layers and heads)", "Key norm (max over layers and heads)",
+                                    "Max attention logit (over layers)", "Attention entropy (mean over layers)",
+                                    "Training loss"};
+    static const char *ylabels[5] = {"max |q|", "max |k|", "max logit", "entropy (nats)", "loss"};
+    for (int w = 0; w < 5 && !rc; w++) rc = chart(out_dir, files[w], titles[w], ylabels[w], runs, names, n, w);
+    if (!rc) {
+        char final[1100], tmp[1120];
+        snprintf(final, sizeof final, "%.1000s/training.md", out_dir);
+        snprintf(tmp, sizeof tmp, "%s.tmp.%d", final, (int)getpid());
+        FILE *f = fopen(tmp, "w");
+        md_table *t = calloc(1, sizeof *t);
+        if (f && t) {
+            fprintf(f, "# Training runs\n\nLast logged values (max over layers for norms and logits, mean for entropy) "
+                       "and clean test top-1 after the last epoch.\n\n");
+            const char *head[] = {"run", "epochs", "test top-1", "steps", "max q-norm", "max k-norm", "max logit", "entropy"};
+            for (int c = 0; c < 8; c++) md_set(t, 0, c, "%s", head[c]);
+            for (int k = 0; k < n && k < 127; k++) {
+                run_log *r = &runs[k];
+                double v[4] = {NAN, NAN, NAN, NAN};
+                for (int i = r->n - 1; i >= 0 && isnan(v[0]); i--)
+                    if (!isnan(r->q_max[i])) v[0] = r->q_max[i], v[1] = r->k_max[i], v[2] = r->logit_max[i], v[3] = r->entropy[i];
+                md_set(t, k + 1, 0, "%s", names[k]), md_set(t, k + 1, 1, "%d", r->epochs);
+                md_set(t, k + 1, 2, isnan(r->test_top1) ? "—" : "%.2f", r->test_top1);
+                md_set(t, k + 1, 3, "%.0f", r->step[r->n - 1]);
+                for (int j = 0; j < 4; j++) md_set(t, k + 1, 4 + j, isnan(v[j]) ? "—" : "%.3f", v[j]);
+            }
+            md_write(f, t);
+            for (int w = 0; w < 5; w++) fprintf(f, "![%s](%s)\n", titles[w], files[w]);
+        }
+        int bad = !f || !t;
+        if (f) bad |= fclose(f) != 0;
+        free(t);
+        if (bad || rename(tmp, final)) {
+            unlink(tmp);
+            rc = qb_error(QB_EXIT_IO, "%s: write failed", final);
+        }
+    }
+    for (int k = 0; k < n; k++) run_free(&runs[k]);
+    free(runs);
+    return rc;
+}
