@@ -1,6 +1,6 @@
 /* test_vit_ops.c — lib/vit_ops.c kernel by kernel: every BLAS call shape against the naive
- * loop, and every backward against central finite differences of the "fake loss"
- * L = Σ out ⊙ r (r fixed random), accumulated in double over the float32 kernels.
+ * loop, and every float32 backward against central finite differences, in double precision,
+ * of the "fake loss" L = Σ out ⊙ r (r fixed random) through double reference forwards.
  * Tiny shapes (N=5, D=8, H=2, hd=4) as engine.md §2.6 suggests. */
 #include "qbtest.h"
 #include "vit.h"
@@ -17,19 +17,7 @@ static float rnd(void) { /* deterministic uniform [-1, 1) */
 static void fill(float *x, size_t n, float scale) {
     for (size_t i = 0; i < n; i++) x[i] = scale * rnd();
 }
-static double dot(const float *a, const float *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
-    return s;
-}
 
-/* float32 central differences: tolerance |g − fd| ≤ 5e-4 + 5e-3·|fd| (the float forward's
- * rounding noise divided by 2h sets the absolute part) */
-#define FD_H 1e-2f
-static void check_grad(const char *what, float analytic, double fd) {
-    ck_assert_msg(fabs(analytic - fd) <= 5e-4 + 5e-3 * fabs(fd), "%s: analytic %g vs finite difference %g", what,
-                  analytic, fd);
-}
 
 START_TEST(test_gemm_tiled_vs_naive) {
     seed_state = 1;
@@ -73,26 +61,108 @@ START_TEST(test_matmul_forward_vs_naive) {
 }
 END_TEST
 
+/* ---- double-precision reference forwards for the finite differences ---- */
+
+static void ln_d(double *out, const double *x, const double *w, const double *b, int rows, int D, double eps) {
+    for (int r = 0; r < rows; r++) {
+        const double *v = x + (size_t)r * D;
+        double m = 0, var = 0;
+        for (int i = 0; i < D; i++) m += v[i];
+        m /= D;
+        for (int i = 0; i < D; i++) var += (v[i] - m) * (v[i] - m);
+        double rs = 1.0 / sqrt(var / D + eps);
+        for (int i = 0; i < D; i++) out[(size_t)r * D + i] = (v[i] - m) * rs * w[i] + b[i];
+    }
+}
+
+static void linear_d(double *out, const double *x, const double *w, const double *b, int M, int IN, int OUT) {
+    for (int r = 0; r < M; r++)
+        for (int o = 0; o < OUT; o++) {
+            double acc = b[o];
+            for (int i = 0; i < IN; i++) acc += x[(size_t)r * IN + i] * w[(size_t)o * IN + i];
+            out[(size_t)r * OUT + o] = acc;
+        }
+}
+
+/* attention core on qkv (B, N, 3D) as vit_ops does it; qn = q_norm w, b, k_norm w, b (4, hd) */
+static void attention_d(double *out, const double *qkv, const double *qn, const attention_dims *a) {
+    int N = a->N, D = a->D, hd = a->hd;
+    double q[8][16], k[8][16], S[8][8];
+    for (int b = 0; b < a->B; b++)
+        for (int h = 0; h < a->H; h++) {
+            for (int n = 0; n < N; n++)
+                for (int i = 0; i < hd; i++) {
+                    q[n][i] = qkv[((size_t)b * N + n) * 3 * D + h * hd + i];
+                    k[n][i] = qkv[((size_t)b * N + n) * 3 * D + D + h * hd + i];
+                }
+            for (int n = 0; n < N; n++) {
+                if (a->kind == VIT_ATTN_QKNORM) {
+                    double tq[16], tk[16];
+                    memcpy(tq, q[n], sizeof tq), memcpy(tk, k[n], sizeof tk);
+                    ln_d(q[n], tq, qn, qn + hd, 1, hd, a->eps);
+                    ln_d(k[n], tk, qn + 2 * hd, qn + 3 * hd, 1, hd, a->eps);
+                } else if (a->kind == VIT_ATTN_QUEST) {
+                    double ss = 0;
+                    for (int i = 0; i < hd; i++) ss += k[n][i] * k[n][i];
+                    double r = fmax(sqrt(ss), a->eps);
+                    for (int i = 0; i < hd; i++) k[n][i] /= r;
+                }
+            }
+            for (int i = 0; i < N; i++) {
+                double mx = -INFINITY, sum = 0;
+                for (int j = 0; j < N; j++) {
+                    double d = 0;
+                    for (int t = 0; t < hd; t++) d += q[i][t] * k[j][t];
+                    S[i][j] = a->scale * d;
+                    mx = fmax(mx, S[i][j]);
+                }
+                for (int j = 0; j < N; j++) sum += (S[i][j] = exp(S[i][j] - mx));
+                for (int t = 0; t < hd; t++) {
+                    double o = 0;
+                    for (int j = 0; j < N; j++) o += S[i][j] / sum * qkv[((size_t)b * N + j) * 3 * D + 2 * D + h * hd + t];
+                    out[((size_t)b * N + i) * D + h * hd + t] = o;
+                }
+            }
+        }
+}
+
+/* Central differences of the double forward, step h, against the float backward:
+ * |g − fd| ≤ 1e-4 + 3e-3·|fd| (engine.md §2.6). */
+#define FD64_H 1e-5
+static void check_fd(const char *what, int i, float analytic, double fd) {
+    ck_assert_msg(fabs(analytic - fd) <= 1e-4 + 3e-3 * fabs(fd), "%s[%d]: analytic %.8g vs finite difference %.8g",
+                  what, i, analytic, fd);
+}
+
+static void to_double(double *d, const float *f, int n) {
+    for (int i = 0; i < n; i++) d[i] = f[i];
+}
+
 START_TEST(test_layernorm_backward_fd) {
     seed_state = 3;
-    int rows = 5, D = 8;
-    float x[40], w[8], b[8], out[40], r[40], mean[5], rstd[5], dx[40] = {0}, dw[8] = {0}, db[8] = {0};
-    fill(x, 40, 2), fill(w, 8, 1), fill(b, 8, 1), fill(r, 40, 1);
-    layernorm_forward(out, mean, rstd, x, w, b, rows, D, 1e-6f);
-    layernorm_backward(dx, dw, db, r, x, mean, rstd, w, rows, D);
-    float *vars[3] = {x, w, b}, *grads[3] = {dx, dw, db};
-    int sizes[3] = {40, 8, 8};
+    enum { R = 5, D = 8 };
+    float x[R * D], w[D], b[D], out[R * D], r[R * D], mean[R], rstd[R], dx[R * D] = {0}, dw[D] = {0}, db[D] = {0};
+    fill(x, R * D, 2), fill(w, D, 1), fill(b, D, 1), fill(r, R * D, 1);
+    layernorm_forward(out, mean, rstd, x, w, b, R, D, 1e-6f);
+    layernorm_backward(dx, dw, db, r, x, mean, rstd, w, R, D);
+    double xd[R * D], wd[D], bd[D], rd[R * D], od[R * D];
+    to_double(xd, x, R * D), to_double(wd, w, D), to_double(bd, b, D), to_double(rd, r, R * D);
+    double *vars[3] = {xd, wd, bd};
+    float *grads[3] = {dx, dw, db};
+    int sizes[3] = {R * D, D, D};
     for (int v = 0; v < 3; v++)
         for (int i = 0; i < sizes[v]; i++) {
-            float keep = vars[v][i];
-            vars[v][i] = keep + FD_H;
-            layernorm_forward(out, NULL, NULL, x, w, b, rows, D, 1e-6f);
-            double lp = dot(out, r, 40);
-            vars[v][i] = keep - FD_H;
-            layernorm_forward(out, NULL, NULL, x, w, b, rows, D, 1e-6f);
-            double lm = dot(out, r, 40);
+            double keep = vars[v][i], lp, lm;
+            vars[v][i] = keep + FD64_H;
+            ln_d(od, xd, wd, bd, R, D, 1e-6);
+            lp = 0;
+            for (int j = 0; j < R * D; j++) lp += od[j] * rd[j];
+            vars[v][i] = keep - FD64_H;
+            ln_d(od, xd, wd, bd, R, D, 1e-6);
+            lm = 0;
+            for (int j = 0; j < R * D; j++) lm += od[j] * rd[j];
             vars[v][i] = keep;
-            check_grad("layernorm", grads[v][i], (lp - lm) / (2 * FD_H));
+            check_fd(v == 0 ? "layernorm dx" : v == 1 ? "layernorm dw" : "layernorm db", i, grads[v][i], (lp - lm) / (2 * FD64_H));
         }
 }
 END_TEST
@@ -103,15 +173,9 @@ START_TEST(test_gelu_backward_fd) {
     fill(x, 64, 4), fill(r, 64, 1);
     gelu_backward(dx, x, r, 64);
     for (int i = 0; i < 64; i++) {
-        float keep = x[i], o;
-        x[i] = keep + FD_H;
-        gelu_forward(&o, &x[i], 1);
-        double lp = (double)o * r[i];
-        x[i] = keep - FD_H;
-        gelu_forward(&o, &x[i], 1);
-        double lm = (double)o * r[i];
-        x[i] = keep;
-        check_grad("gelu", dx[i], (lp - lm) / (2 * FD_H));
+        double xp = (double)x[i] + FD64_H, xm = (double)x[i] - FD64_H;
+        double gp = 0.5 * xp * (1 + erf(xp / sqrt(2.0))), gm = 0.5 * xm * (1 + erf(xm / sqrt(2.0)));
+        check_fd("gelu", i, dx[i], (gp - gm) / (2 * FD64_H) * r[i]);
     }
     /* exact-erf GELU values (PyTorch's nn.GELU()): gelu(1) = 0.8413447, gelu(-2) = -0.04550026 */
     float v[2] = {1.0f, -2.0f}, g[2];
@@ -123,76 +187,78 @@ END_TEST
 
 START_TEST(test_matmul_backward_fd) {
     seed_state = 5;
-    int M = 5, IN = 8, OUT = 6;
-    float x[40], w[48], b[6], out[30], r[30], dx[40] = {0}, dw[48] = {0}, db[6] = {0};
-    fill(x, 40, 1), fill(w, 48, 1), fill(b, 6, 1), fill(r, 30, 1);
+    enum { M = 5, IN = 8, OUT = 6 };
+    float x[M * IN], w[OUT * IN], b[OUT], r[M * OUT], dx[M * IN] = {0}, dw[OUT * IN] = {0}, db[OUT] = {0};
+    fill(x, M * IN, 1), fill(w, OUT * IN, 1), fill(b, OUT, 1), fill(r, M * OUT, 1);
     matmul_backward(dx, dw, db, r, OUT, x, w, M, IN, OUT, 5);
-    float *vars[3] = {x, w, b}, *grads[3] = {dx, dw, db};
-    int sizes[3] = {40, 48, 6};
+    double xd[M * IN], wd[OUT * IN], bd[OUT], rd[M * OUT], od[M * OUT];
+    to_double(xd, x, M * IN), to_double(wd, w, OUT * IN), to_double(bd, b, OUT), to_double(rd, r, M * OUT);
+    double *vars[3] = {xd, wd, bd};
+    float *grads[3] = {dx, dw, db};
+    int sizes[3] = {M * IN, OUT * IN, OUT};
     for (int v = 0; v < 3; v++)
         for (int i = 0; i < sizes[v]; i++) {
-            float keep = vars[v][i];
-            vars[v][i] = keep + FD_H;
-            matmul_forward_naive(out, OUT, x, w, b, M, IN, OUT);
-            double lp = dot(out, r, 30);
-            vars[v][i] = keep - FD_H;
-            matmul_forward_naive(out, OUT, x, w, b, M, IN, OUT);
-            double lm = dot(out, r, 30);
+            double keep = vars[v][i], lp = 0, lm = 0;
+            vars[v][i] = keep + FD64_H;
+            linear_d(od, xd, wd, bd, M, IN, OUT);
+            for (int j = 0; j < M * OUT; j++) lp += od[j] * rd[j];
+            vars[v][i] = keep - FD64_H;
+            linear_d(od, xd, wd, bd, M, IN, OUT);
+            for (int j = 0; j < M * OUT; j++) lm += od[j] * rd[j];
             vars[v][i] = keep;
-            check_grad("matmul", grads[v][i], (lp - lm) / (2 * FD_H));
+            check_fd("matmul", i, grads[v][i], (lp - lm) / (2 * FD64_H));
         }
 }
 END_TEST
 
-/* attention for each kind; for quest, keys of head 0 are scaled to norms below and above eps */
+/* attention for each kind; for quest, keys of head 0 have norms below and above eps */
 START_TEST(test_attention_backward_fd) {
     seed_state = 6 + _i;
-    const int B = 1, N = 5, D = 8, H = 2, hd = 4;
+    enum { B = 1, N = 5, D = 8, H = 2, hd = 4 };
     attention_dims a = {B, N, D, H, hd, _i, _i == VIT_ATTN_QUEST ? 1.0f : 0.5f, _i == VIT_ATTN_QUEST ? 0.05f : 1e-6f};
-    float qkv[5 * 24], out[40], att[2 * 25], stat[4 * 2 * 5], r[40], dqkv[5 * 24], dqn[2 * 4 * 4];
-    float qn[4][4];
+    float qkv[N * 3 * D], out[N * D], att[H * N * N], stat[4 * H * N], r[N * D], dqkv[N * 3 * D], dqn[H * 4 * hd];
+    float qn[4 * hd];
     size_t T = (size_t)omp_get_max_threads();
     float *scr = malloc(sizeof(float) * T * attention_scratch_floats(N, hd));
-    fill(qkv, 120, 1.5f), fill(r, 40, 1);
-    for (int s = 0; s < 4; s++) fill(qn[s], 4, 0.5f), qn[s][0] += 1;
+    fill(qkv, N * 3 * D, 1.5f), fill(r, N * D, 1), fill(qn, 4 * hd, 0.5f);
+    qn[0] += 1, qn[2 * hd] += 1;
     if (_i == VIT_ATTN_QUEST)
         for (int n = 0; n < N; n++) /* head 0 keys: norms ~0.02 (< eps) for n < 2, ~0.2 otherwise */
-            for (int i = 0; i < hd; i++) qkv[n * 24 + D + i] *= n < 2 ? 0.01f : 0.1f;
-    attention_forward(out, att, stat, qkv, qn[0], qn[1], qn[2], qn[3], scr, &a);
+            for (int i = 0; i < hd; i++) qkv[n * 3 * D + D + i] *= n < 2 ? 0.01f : 0.1f;
+    attention_forward(out, att, stat, qkv, qn, qn + hd, qn + 2 * hd, qn + 3 * hd, scr, &a);
     if (_i == VIT_ATTN_QUEST) {
-        ck_assert_float_lt(stat[2 * 10 + 0], a.eps); /* slot 2 holds ‖k‖ of (b0,h0,n0) */
-        ck_assert_float_gt(stat[2 * 10 + 3], a.eps);
+        ck_assert_float_lt(stat[2 * H * N + 0], a.eps); /* slot 2 holds ‖k‖ of (b0,h0,n0) */
+        ck_assert_float_gt(stat[2 * H * N + 3], a.eps);
     }
-    attention_backward(dqkv, dqn, r, qkv, att, stat, qn[0], qn[1], qn[2], qn[3], scr, &a);
-    float h = _i == VIT_ATTN_QUEST ? 1e-3f : FD_H;
-    for (int i = 0; i < 120; i++) {
-        float keep = qkv[i];
-        qkv[i] = keep + h;
-        attention_forward(out, att, stat, qkv, qn[0], qn[1], qn[2], qn[3], scr, &a);
-        double lp = dot(out, r, 40);
-        qkv[i] = keep - h;
-        attention_forward(out, att, stat, qkv, qn[0], qn[1], qn[2], qn[3], scr, &a);
-        double lm = dot(out, r, 40);
-        qkv[i] = keep;
-        double fd = (lp - lm) / (2 * h);
-        ck_assert_msg(fabs(dqkv[i] - fd) <= 2e-3 + 5e-3 * fabs(fd), "attention %s dqkv[%d]: %g vs %g",
-                      vit_attn_name(_i), i, dqkv[i], fd);
+    attention_backward(dqkv, dqn, r, qkv, att, stat, qn, qn + hd, qn + 2 * hd, qn + 3 * hd, scr, &a);
+    double qd[N * 3 * D], nd[4 * hd], rd[N * D], od[N * D];
+    to_double(qd, qkv, N * 3 * D), to_double(nd, qn, 4 * hd), to_double(rd, r, N * D);
+    attention_dims ad = a;
+    for (int i = 0; i < N * 3 * D; i++) {
+        double keep = qd[i], lp = 0, lm = 0;
+        qd[i] = keep + FD64_H;
+        attention_d(od, qd, nd, &ad);
+        for (int j = 0; j < N * D; j++) lp += od[j] * rd[j];
+        qd[i] = keep - FD64_H;
+        attention_d(od, qd, nd, &ad);
+        for (int j = 0; j < N * D; j++) lm += od[j] * rd[j];
+        qd[i] = keep;
+        check_fd(vit_attn_name(_i), i, dqkv[i], (lp - lm) / (2 * FD64_H));
     }
     if (_i == VIT_ATTN_QKNORM) /* q_norm/k_norm weight and bias, summed over heads */
-        for (int s = 0; s < 4; s++)
-            for (int i = 0; i < hd; i++) {
-                float keep = qn[s][i];
-                qn[s][i] = keep + FD_H;
-                attention_forward(out, att, stat, qkv, qn[0], qn[1], qn[2], qn[3], scr, &a);
-                double lp = dot(out, r, 40);
-                qn[s][i] = keep - FD_H;
-                attention_forward(out, att, stat, qkv, qn[0], qn[1], qn[2], qn[3], scr, &a);
-                double lm = dot(out, r, 40);
-                qn[s][i] = keep;
-                float g = 0;
-                for (int bh = 0; bh < B * H; bh++) g += dqn[(bh * 4 + s) * hd + i];
-                check_grad("qknorm affine", g, (lp - lm) / (2 * FD_H));
-            }
+        for (int i = 0; i < 4 * hd; i++) {
+            double keep = nd[i], lp = 0, lm = 0;
+            nd[i] = keep + FD64_H;
+            attention_d(od, qd, nd, &ad);
+            for (int j = 0; j < N * D; j++) lp += od[j] * rd[j];
+            nd[i] = keep - FD64_H;
+            attention_d(od, qd, nd, &ad);
+            for (int j = 0; j < N * D; j++) lm += od[j] * rd[j];
+            nd[i] = keep;
+            float g = 0;
+            for (int bh = 0; bh < B * H; bh++) g += dqn[(bh * 4 + i / hd) * hd + i % hd];
+            check_fd("qknorm affine", i, g, (lp - lm) / (2 * FD64_H));
+        }
     free(scr);
 }
 END_TEST
