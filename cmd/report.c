@@ -56,7 +56,7 @@ int cmd_report(int argc, char **argv) {
         }
         if (!strcmp(a, "--out") || !strcmp(a, "--baseline") || !strcmp(a, "--tolerance") || !strcmp(a, "--baseline-model") ||
             !strcmp(a, "--paper")) {
-            if (i + 1 >= argc) { fprintf(stderr, "questbench report: %s needs a value\n", a); free(files); return QB_EXIT_USAGE; }
+            if (i + 1 >= argc) { fprintf(stderr, "questbench report: %s needs a value\n", a); free(files), free(tdirs), free(tnames), free(tname_buf); return QB_EXIT_USAGE; }
             const char *v = argv[++i];
             if (!strcmp(a, "--out")) out_dir = v;
             else if (!strcmp(a, "--baseline")) baseline = v;
@@ -64,7 +64,7 @@ int cmd_report(int argc, char **argv) {
             else if (!strcmp(a, "--paper")) {
                 if (!qb_paper_known(v)) {
                     fprintf(stderr, "questbench report: --paper: unknown table '%s' (known: quest-vit-ti)\n", v);
-                    free(files);
+                    free(files), free(tdirs), free(tnames), free(tname_buf);
                     return QB_EXIT_USAGE;
                 }
                 paper = v;
@@ -75,13 +75,13 @@ int cmd_report(int argc, char **argv) {
                 tol = strtod(v, &end);
                 if (end == v || *end || errno || !isfinite(tol) || tol < 0) {
                     fprintf(stderr, "questbench report: --tolerance: expected a number >= 0, got '%s'\n", v);
-                    free(files);
+                    free(files), free(tdirs), free(tnames), free(tname_buf);
                     return QB_EXIT_USAGE;
                 }
             }
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "questbench report: unknown option '%s'\n", a);
-            free(files);
+            free(files), free(tdirs), free(tnames), free(tname_buf);
             return QB_EXIT_USAGE;
         } else files[nf++] = a;
     }
