@@ -165,8 +165,8 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/cmd/suite.o $(LIBQB)
 
 # The demo job: `questbench run configs/demo.yaml` (clean, 19 corruptions x 5 severities,
 # FGSM/PGD at 4 eps, report in reports/demo/). Needs CIFAR-10 as an image folder under
-# $(QUESTBENCH_DATA)/cifar10/test (default ../shared/data).
-DATA ?= $(or $(QUESTBENCH_DATA),$(abspath $(wildcard ../shared/data)))
+# $(QUESTBENCH_DATA)/cifar10/test.
+DATA ?= $(QUESTBENCH_DATA)
 demo: deps
 	@$(MAKE) --no-print-directory all >/dev/null
 	@if [ ! -d "$(DATA)/cifar10/test" ]; then \

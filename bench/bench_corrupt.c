@@ -2,7 +2,7 @@
  * ms per image for each corruption (its 5 severities together) and for all 95, next to the
  * Python references measured on this machine (issue 5: bethgelab imagecorruptions 1.1.2
  * 1.08 s per image for all 95, hendrycks make_imagenet_c.py 7.4 s). Target ≤ 50 ms.
- * Images: the 4 reference crops from $QUESTBENCH_DATA (else ../shared/data)/corruption-ref,
+ * Images: the 4 reference crops from $QUESTBENCH_DATA/corruption-ref,
  * or synthetic ones when absent. Usage: bench_corrupt [--rounds N] */
 #include "../corruptions/corruptions.h"
 #include <omp.h>
@@ -20,7 +20,7 @@ int main(int argc, char **argv) {
     omp_set_num_threads(1);
     const char *dd = getenv("QUESTBENCH_DATA");
     char data[1024];
-    snprintf(data, sizeof data, "%s", dd && *dd ? dd : "../shared/data");
+    snprintf(data, sizeof data, "%s", dd && *dd ? dd : "/nonexistent-QUESTBENCH_DATA-unset");
     static const char *names[N_IMG] = {"n01440764", "n02007558", "n02112137", "n02526121"};
     const int S = 224;
     uint8_t *img[N_IMG], *out = malloc((size_t)S * S * 3);

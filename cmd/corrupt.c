@@ -43,7 +43,7 @@ static void help(FILE *f) {
             "  --rng counter|numpy counter: stream keyed by (seed, image path, corruption, severity) (default);\n"
             "                      numpy: NumPy's RandomState seeded with --seed before every image, as the\n"
             "                      reference scripts' draws (equal to the reference for the same seed)\n"
-            "  --frost-dir DIR     frost textures (default $QUESTBENCH_DATA/frost, else ../shared/data/frost)\n"
+            "  --frost-dir DIR     frost textures (default $QUESTBENCH_DATA/frost, else ./frost)\n"
             "  --subset FILE       only these relative paths    --limit N   the first N images\n"
             "  --batch B           images per step (default 32)\n"
             "  --shard K/N         only shard K of N of the images (after --subset/--limit: positions K, K+N,\n"

@@ -54,7 +54,7 @@ typedef struct {
 /* Load the five textures from dir and rescale for the preset (P14). QB_EXIT_DATA if missing. */
 int qb_frost_load(qb_frost *f, const char *dir, qb_preset p);
 void qb_frost_free(qb_frost *f);
-/* The texture folder: $QUESTBENCH_DATA/frost if set, else ../shared/data/frost relative to
+/* The texture folder: $QUESTBENCH_DATA/frost if set, else frost/ relative to
  * the current directory. Writes into buf; returns buf. */
 const char *qb_frost_default_dir(char *buf, size_t len);
 

@@ -103,7 +103,7 @@ static int cv_resize_linear(uint8_t **dst, int *dw, int *dh, const uint8_t *src,
 const char *qb_frost_default_dir(char *buf, size_t len) {
     const char *d = getenv("QUESTBENCH_DATA");
     if (d && *d) snprintf(buf, len, "%s/frost", d);
-    else snprintf(buf, len, "../shared/data/frost");
+    else snprintf(buf, len, "frost"); /* no data root given: a frost/ folder here */
     return buf;
 }
 

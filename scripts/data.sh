@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make data: find CIFAR-10 for `questbench train` / `make demo`, or fetch it, or say where to put it.
-# Accepted layouts under DATA ($QUESTBENCH_DATA, default ../shared/data):
+# Accepted layouts under DATA ($QUESTBENCH_DATA):
 #   DATA/cifar10/{train,test}/<class>/*.png|jpg          (format: folder; 50000 + 10000 images)
 #   DATA/cifar10/cifar-10-batches-bin/{data_batch_1..5,test_batch}.bin   (format: cifar-binary)
 # With a network and neither layout present, the official binary archive is downloaded, its

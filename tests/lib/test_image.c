@@ -297,12 +297,12 @@ START_TEST(test_save_png_roundtrip) {
 }
 END_TEST
 
-/* Real ImageNet JPEGs from shared/ (QUESTBENCH_DATA, else ../shared/data): decode and both eval
+/* Real ImageNet JPEGs from $QUESTBENCH_DATA/imagenet-sample: decode and both eval
  * crops must hash (CRC-32) as Pillow's do. Nothing to check when shared/ is absent. */
 START_TEST(test_imagenet_sample) {
     const char *data = getenv("QUESTBENCH_DATA");
     char dir[1024], line[512];
-    snprintf(dir, sizeof dir, "%s/imagenet-sample", data ? data : "../shared/data");
+    snprintf(dir, sizeof dir, "%s/imagenet-sample", data && *data ? data : "/nonexistent-QUESTBENCH_DATA-unset");
     struct stat st;
     if (stat(dir, &st) != 0) return;
     FILE *f = fopen(fixture("imagenet_sample.txt"), "r");
