@@ -9,30 +9,12 @@
 
 /* $VAR / ${VAR} expansion; an unset variable is an error naming it */
 static int expand(char *dst, size_t n, const char *src, const suite *s, const yaml_node_t *node) {
-    size_t o = 0;
-    for (const char *p = src; *p;) {
-        if (*p == '$') {
-            int brace = p[1] == '{';
-            const char *q = p + 1 + brace;
-            char var[128];
-            size_t k = 0;
-            while ((*q == '_' || (*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9')) && k < 127)
-                var[k++] = *q++;
-            var[k] = 0;
-            if (brace && *q++ != '}') k = 0;
-            const char *v = k ? getenv(var) : NULL;
-            if (!v)
-                return qb_error(QB_EXIT_USAGE, "%s:%zu:%zu: environment variable '%s' is not set", s->path,
-                                node->start_mark.line + 1, node->start_mark.column + 1, k ? var : "?");
-            o += (size_t)snprintf(dst + o, o < n ? n - o : 0, "%s", v);
-            p = q;
-        } else {
-            if (o + 1 < n) dst[o] = *p;
-            o++, p++;
-        }
-    }
-    if (o >= n) return qb_error(QB_EXIT_USAGE, "%s:%zu: value too long", s->path, node->start_mark.line + 1);
-    dst[o] = 0;
+    char var[128];
+    int rc = qb_expand_env(dst, n, src, var);
+    if (rc == 1)
+        return qb_error(QB_EXIT_USAGE, "%s:%zu:%zu: environment variable '%s' is not set", s->path,
+                        node->start_mark.line + 1, node->start_mark.column + 1, var);
+    if (rc) return qb_error(QB_EXIT_USAGE, "%s:%zu: value too long", s->path, node->start_mark.line + 1);
     return 0;
 }
 

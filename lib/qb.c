@@ -48,3 +48,31 @@ double qb_now(void) {
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
+
+int qb_expand_env(char *dst, size_t n, const char *src, char var[128]) {
+    size_t o = 0;
+    for (const char *p = src; *p;) {
+        if (*p == '$') {
+            int brace = p[1] == '{';
+            const char *q = p + 1 + brace;
+            size_t k = 0;
+            while ((*q == '_' || (*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9')) && k < 127)
+                var[k++] = *q++;
+            var[k] = 0;
+            if (brace && *q++ != '}') k = 0;
+            const char *v = k ? getenv(var) : NULL;
+            if (!v) {
+                if (!k) strcpy(var, "?");
+                return 1;
+            }
+            o += (size_t)snprintf(dst + o, o < n ? n - o : 0, "%s", v);
+            p = q;
+        } else {
+            if (o + 1 < n) dst[o] = *p;
+            o++, p++;
+        }
+    }
+    if (o >= n) return 2;
+    dst[o] = 0;
+    return 0;
+}

@@ -38,4 +38,9 @@ static inline int qb_add_overflow(size_t a, size_t b, size_t *out) { return __bu
 
 double qb_now(void); /* monotonic seconds */
 
+/* $VAR / ${VAR} expansion of src into dst (n bytes), for config and suite files.
+ * Returns 0, 1 when a variable is unset or malformed (its name, or "?", goes to var),
+ * or 2 when the result does not fit. */
+int qb_expand_env(char *dst, size_t n, const char *src, char var[128]);
+
 #endif

@@ -22,29 +22,10 @@ static int bad(const ctx *x, const yaml_node_t *n, const char *fmt, const char *
 /* the scalar's text with $VAR expansion */
 static int text(const ctx *x, const yaml_node_t *n, char *dst, size_t len, const char *key) {
     if (n->type != YAML_SCALAR_NODE) return bad(x, n, "%s: expected a single value", key);
-    const char *src = (const char *)n->data.scalar.value;
-    size_t o = 0;
-    for (const char *p = src; *p;) {
-        if (*p == '$') {
-            int brace = p[1] == '{';
-            const char *q = p + 1 + brace;
-            char var[128];
-            size_t k = 0;
-            while ((*q == '_' || (*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9')) && k < 127)
-                var[k++] = *q++;
-            var[k] = 0;
-            if (brace && *q++ != '}') k = 0;
-            const char *v = k ? getenv(var) : NULL;
-            if (!v) return bad(x, n, "environment variable '%s' is not set", k ? var : "?");
-            o += (size_t)snprintf(dst + o, o < len ? len - o : 0, "%s", v);
-            p = q;
-        } else {
-            if (o + 1 < len) dst[o] = *p;
-            o++, p++;
-        }
-    }
-    if (o >= len) return bad(x, n, "%s: value too long", key);
-    dst[o] = 0;
+    char var[128];
+    int rc = qb_expand_env(dst, len, (const char *)n->data.scalar.value, var);
+    if (rc == 1) return bad(x, n, "environment variable '%s' is not set", var);
+    if (rc) return bad(x, n, "%s: value too long", key);
     return 0;
 }
 

@@ -114,9 +114,17 @@ void colsum_accumulate(float *out, const float *x, int rows, int n, int ld) {
     for (int c0 = 0; c0 < n; c0 += 64) {
         int c1 = c0 + 64 < n ? c0 + 64 : n;
         float acc[64] = {0};
-        for (int r = 0; r < rows; r++) {
-            const float *x_r = x + (size_t)r * ld;
-            for (int c = c0; c < c1; c++) acc[c - c0] += x_r[c];
+        if (c1 - c0 == 64) {
+            /* a fixed trip count lets the compiler keep acc in vector registers; same order */
+            for (int r = 0; r < rows; r++) {
+                const float *x_r = x + (size_t)r * ld + c0;
+                for (int c = 0; c < 64; c++) acc[c] += x_r[c];
+            }
+        } else {
+            for (int r = 0; r < rows; r++) {
+                const float *x_r = x + (size_t)r * ld;
+                for (int c = c0; c < c1; c++) acc[c - c0] += x_r[c];
+            }
         }
         for (int c = c0; c < c1; c++) out[c] += acc[c - c0];
     }

@@ -8,19 +8,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = 0;
-    fclose(f);
-    return s;
-}
-
 /* a learnable toy CIFAR: class k has its own colour layout, plus noise */
 static void pixel_image(uint8_t *chw, int S, int k, int i) {
     uint32_t h = 2166136261u ^ (uint32_t)i;
@@ -92,14 +79,14 @@ START_TEST(test_train_binary_loss_falls_and_eval_loads) {
     ck_assert_ptr_nonnull(strstr(out, "epoch 8/8"));
     free(out), free(err);
     snprintf(p, sizeof p, "%s/epochs.csv", o);
-    char *ep = slurp(p);
+    char *ep = qbt_slurp(p);
     ck_assert_ptr_nonnull(ep);
     double l1 = csv_field(ep, 1, 3), l8 = csv_field(ep, 8, 3), top8 = csv_field(ep, 8, 5);
     ck_assert_msg(l8 < 0.85 * l1, "train loss %g after epoch 1, %g after epoch 8", l1, l8);
     free(ep);
     /* the per-step log: 80 steps; layer statistics every 3rd step */
     snprintf(p, sizeof p, "%s/train_log.csv", o);
-    char *log = slurp(p);
+    char *log = qbt_slurp(p);
     ck_assert_ptr_nonnull(strstr(log, "step,epoch,loss,lr,grad_norm,l0_q_mean,l0_q_max,l0_k_mean,l0_k_max,l0_logit_max,l0_entropy\n"));
     ck_assert(csv_field(log, 80, 1) == 8);
     ck_assert(csv_field(log, 1, 10) > 0);   /* step 1 (index 0) has statistics */
@@ -205,7 +192,7 @@ START_TEST(test_resume_bit_identical) {
     for (int i = 0; i < 2; i++) {
         snprintf(pa, sizeof pa, "%s/%s", oa, logs[i]);
         snprintf(pb, sizeof pb, "%s/%s", ob, logs[i]);
-        char *la = slurp(pa), *lb = slurp(pb);
+        char *la = qbt_slurp(pa), *lb = qbt_slurp(pb);
         if (i == 1) keep_columns(la, 6), keep_columns(lb, 6); /* not seconds and images/s */
         ck_assert_str_eq(la, lb);
         free(la), free(lb);

@@ -1,4 +1,4 @@
-/* test_qb.c — lib/qb.c: error recording and checked arithmetic. */
+/* test_qb.c — lib/qb.c: error recording, checked arithmetic, $VAR expansion. */
 #include "qbtest.h"
 #include "qb.h"
 #include <string.h>
@@ -29,12 +29,31 @@ START_TEST(test_malloc_aligned) {
 }
 END_TEST
 
+START_TEST(test_expand_env) {
+    char out[32], var[128];
+    setenv("QBT_DIR", "/data", 1);
+    unsetenv("QBT_UNSET");
+    ck_assert_int_eq(qb_expand_env(out, sizeof out, "${QBT_DIR}/cifar10", var), 0);
+    ck_assert_str_eq(out, "/data/cifar10");
+    ck_assert_int_eq(qb_expand_env(out, sizeof out, "$QBT_DIR-x $QBT_DIR", var), 0);
+    ck_assert_str_eq(out, "/data-x /data");
+    ck_assert_int_eq(qb_expand_env(out, sizeof out, "a/$QBT_UNSET/b", var), 1);
+    ck_assert_str_eq(var, "QBT_UNSET");
+    ck_assert_int_eq(qb_expand_env(out, sizeof out, "${QBT_DIR", var), 1); /* no closing brace */
+    ck_assert_str_eq(var, "?");
+    ck_assert_int_eq(qb_expand_env(out, 8, "$QBT_DIR/abcdef", var), 2); /* 13 bytes into 8 */
+    ck_assert_int_eq(qb_expand_env(out, 14, "$QBT_DIR/abcdef", var), 0);
+    ck_assert_str_eq(out, "/data/abcdef");
+}
+END_TEST
+
 Suite *qb_suite(void) {
     Suite *s = suite_create("qb");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_error_roundtrip);
     tcase_add_test(tc, test_overflow);
     tcase_add_test(tc, test_malloc_aligned);
+    tcase_add_test(tc, test_expand_env);
     suite_add_tcase(s, tc);
     return s;
 }
