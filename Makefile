@@ -51,13 +51,17 @@ BIN      := $(BUILD)/questbench
 .PHONY: all test test-asan bench install deps fuzz fuzz-deps fuzz-build valgrind clean help demo
 all: $(BIN)
 
-$(BUILD)/%.o: %.c $(wildcard lib/*.h attacks/*.h cmd/*.h reports/*.h)
+# -MMD -MP: each object's header dependencies in a .d file beside it, so editing a header
+# rebuilds exactly what includes it
+$(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/tests/%.o: tests/%.c $(wildcard lib/*.h attacks/*.h tests/*.h)
+$(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -c $< -o $@
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -MMD -MP -c $< -o $@
+
+-include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
 
 $(LIBQB): $(LIB_OBJ)
 	@rm -f $@
@@ -71,7 +75,9 @@ $(BUILD)/run_tests: $(TEST_OBJ) $(LIBQB)
 
 $(BUILD)/bench/%: bench/%.c $(LIBQB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< $(LIBQB) $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) -MMD -MP $< $(LIBQB) $(LDLIBS) -o $@
+
+-include $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%.d)
 
 # The test binary finds the CLI through QB_BIN and fixtures through QB_FIXTURES. check's
 # per-case timeouts are guards against hangs, not speed tests: x4 so a loaded machine passes.

@@ -10,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static inline float clip01f(float v) { return v < 0 ? 0 : v > 1 ? 1 : v; }
-static inline float box(float v, float lo, float hi) { return clip01f(v < lo ? lo : v > hi ? hi : v); }
+/* Π∞: the ε-box [blo, bhi] first, then the range [rlo, rhi] (AutoAttack's order, attacks.md §10) */
+static inline float box(float v, float blo, float bhi, float rlo, float rhi) {
+    return qb_clipf(v < blo ? blo : v > bhi ? bhi : v, rlo, rhi);
+}
 
 typedef struct { int n2, nmin, decr; } apgd_sched;
 
@@ -59,7 +61,11 @@ static void project_l2(const qb_attack_cfg *cfg, const float *x, float *v, size_
         }
     double nrm = sqrt(ss);
     float f = (float)((nrm < cfg->eps ? nrm : cfg->eps) / (nrm + 1e-12));
-    for (size_t i = 0; i < 3 * plane; i++) v[i] = clip01f(x[i] + (v[i] - x[i]) * f);
+    for (int c = 0; c < 3; c++) {
+        float lo, hi;
+        qb_attack_range(cfg, c, &lo, &hi);
+        for (size_t i = c * plane; i < (c + 1) * plane; i++) v[i] = qb_clipf(x[i] + (v[i] - x[i]) * f, lo, hi);
+    }
 }
 
 static void apgd_start(const qb_attack_cfg *cfg, const float *x, qb_rng *r, size_t plane, float *x0) {
@@ -71,8 +77,11 @@ static void apgd_start(const qb_attack_cfg *cfg, const float *x, qb_rng *r, size
         m = cfg->norm == QB_NORM_LINF ? (fabs(t) > m ? fabs(t) : m) : m + t * t;
     }
     double f = cfg->eps / ((cfg->norm == QB_NORM_LINF ? m : sqrt(m)) + 1e-12);
-    for (int c = 0; c < 3; c++)
-        for (size_t i = c * plane; i < (c + 1) * plane; i++) x0[i] = clip01f(x[i] + (float)(x0[i] * f * cfg->scale[c]));
+    for (int c = 0; c < 3; c++) {
+        float lo, hi;
+        qb_attack_range(cfg, c, &lo, &hi);
+        for (size_t i = c * plane; i < (c + 1) * plane; i++) x0[i] = qb_clipf(x[i] + (float)(x0[i] * f * cfg->scale[c]), lo, hi);
+    }
 }
 
 /* One APGD run (autopgd attack_single_run) on n compacted images; broken[j] = 1 and
@@ -124,12 +133,13 @@ static int apgd_single_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, const flo
             float *z = xnew + j * d;
             if (cfg->norm == QB_NORM_LINF) {
                 for (int c = 0; c < 3; c++) {
-                    float e = cfg->eps * cfg->scale[c], st = eta[j] * cfg->scale[c];
+                    float e = cfg->eps * cfg->scale[c], st = eta[j] * cfg->scale[c], rlo, rhi;
+                    qb_attack_range(cfg, c, &rlo, &rhi);
                     for (size_t i = c * plane; i < (c + 1) * plane; i++) {
                         float lo = x[i] - e, hi = x[i] + e;
                         float sg = (float)((gj[i] > 0) - (gj[i] < 0));
-                        float zi = box(cur[i] + st * sg, lo, hi);
-                        z[i] = box(cur[i] + (zi - cur[i]) * a + (cur[i] - prev[i]) * (1 - a), lo, hi);
+                        float zi = box(cur[i] + st * sg, lo, hi, rlo, rhi);
+                        z[i] = box(cur[i] + (zi - cur[i]) * a + (cur[i] - prev[i]) * (1 - a), lo, hi, rlo, rhi);
                     }
                 }
             } else {

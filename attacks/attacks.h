@@ -12,8 +12,11 @@
  *    --batch and --threads.
  *  - Per-channel scale s_c: the attack's space is pixel space (s = 1) or the model's
  *    normalised input (s = std): a step or ball of radius r in attack space is r·s_c in
- *    pixels, and norms are taken of δ_c / s_c (attacks.md §9). The range is always [0,1]
- *    in pixels (the corrected variant of §10).
+ *    pixels, and norms are taken of δ_c / s_c (attacks.md §9).
+ *  - Range: every point an attack makes is clipped per channel to [lo_c, hi_c] in pixels,
+ *    always after the projection onto the ε-ball (that order is what reproduces AutoAttack's
+ *    [0,1] clamp on normalised inputs, attacks.md §10). [0,1] by default; ±INFINITY turns
+ *    clipping off (the elliptical-compat FGSM/PGD, elliptical.c).
  *  - sign(0) = 0, as torch.sign. */
 #ifndef QB_ATTACKS_H
 #define QB_ATTACKS_H
@@ -33,8 +36,8 @@ typedef enum {
     QB_ATK_PGD,      /* torchattacks PGD / PGDL2, restarts keep the first success */
     QB_ATK_APGD_CE,  /* AutoAttack APGD with cross-entropy */
     QB_ATK_APGD_T,   /* AutoAttack APGD-T: targeted DLR over the top non-true classes */
-    QB_ATK_FAB_T,    /* targeted FAB, L∞ (AutoAttack fab_base.py, targeted) */
-    QB_ATK_SQUARE,   /* Square L∞, margin loss, gradient-free */
+    QB_ATK_FAB_T,    /* targeted FAB, L∞ / L2 (AutoAttack fab_base.py, targeted) */
+    QB_ATK_SQUARE,   /* Square L∞ / L2, margin loss, gradient-free */
     QB_ATK_COUNT
 } qb_attack_kind;
 
@@ -54,7 +57,18 @@ typedef struct {
     int n_targets;     /* APGD-T / FAB-T target classes; ≤ 0: 9 (clipped to K − 1) */
     float rho;         /* APGD checkpoint threshold; ≤ 0: 0.75 */
     float p_init;      /* Square; ≤ 0: 0.8 */
+    float lo[3], hi[3]; /* pixel range per channel; ±INFINITY: no clipping. lo = hi = 0 (a zeroed
+                           config) means [0,1], so configs built with memset keep the default */
 } qb_attack_cfg;
+
+/* Channel c's range of a config: [0,1] when lo = hi = 0. */
+static inline void qb_attack_range(const qb_attack_cfg *cfg, int c, float *lo, float *hi) {
+    int unset = cfg->lo[c] == 0 && cfg->hi[c] == 0;
+    *lo = unset ? 0.0f : cfg->lo[c];
+    *hi = unset ? 1.0f : cfg->hi[c];
+}
+/* clip(v, lo, hi) as torch.clamp; with lo = 0, hi = 1 the same floats as the former clip01 */
+static inline float qb_clipf(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
 
 /* Defaults of one attack (steps, restarts) for a config whose fields are ≤ 0. */
 int qb_attack_default_steps(qb_attack_kind k);
@@ -75,6 +89,7 @@ typedef struct {
     size_t dscratch_len;
     long zero_grad;       /* images whose start gradient was exactly zero (APGD, attacks.md §11.6) */
     long nonfinite;       /* NaN/Inf seen in logits or gradients */
+    float *margin;        /* (cap) Square: each image's smallest margin of the last run (tests) */
 } qb_attack_ws;
 
 int qb_attack_ws_init(qb_attack_ws *ws, vit_model *m, int cap);
@@ -112,7 +127,7 @@ void qb_pgd_step(const qb_attack_cfg *cfg, float step, const float *x, const flo
 /* PGD random start for one image (stream keyed by seed, id, restart). */
 void qb_pgd_random_start(const qb_attack_cfg *cfg, const float *x, uint64_t id, int restart, size_t plane,
                          float *x0);
-/* FGSM/FGM from a gradient: L∞ clip01(x + ε·s_c·sign g), L2 clip01(x + ε·s·ĝ). */
+/* FGSM/FGM from a gradient: L∞ clip(x + ε·s_c·sign g), L2 clip(x + ε·s·ĝ), clip to the range. */
 void qb_fgsm_step(const qb_attack_cfg *cfg, const float *x, const float *g, int n, size_t plane, float *xadv);
 
 /* APGD checkpoint schedule: the iteration counts (1-based, completed iterations) at which
@@ -123,11 +138,36 @@ int qb_apgd_checkpoints(int n_iter, int *out, int cap);
 int qb_apgd_should_halve(const double *loss_steps, int stride, int n_iter, int i, int k, double rho,
                          int reduced_last, double best_last, double best);
 /* FAB's L∞ projection (fab_projections.projection_linf): the minimal-L∞ displacement d that
- * moves t onto {v : w·v = b} inside [0,1] (attack-space norm, per-channel scale); scratch
- * holds 3·plane pairs of floats. */
-void qb_fab_project_linf(const float *t, const float *w, double b, size_t plane, const float scale[3], float *d,
-                         void *scratch);
-/* Square's window side at iteration `it` for an h×w image (p_init, no rescaling). */
+ * moves t onto {v : w·v = b} inside the box [lo_c, hi_c] (finite bounds; attack-space norm,
+ * per-channel scale); scratch holds 3·plane pairs of floats. */
+void qb_fab_project_linf(const float *t, const float *w, double b, size_t plane, const float scale[3],
+                         const float lo[3], const float hi[3], float *d, void *scratch);
+/* FAB's L2 projection (fab_projections.projection_l2): the minimal-L2 displacement onto the
+ * hyperplane inside the box (attack-space norm), every coordinate to its bound when out of
+ * reach; the same arguments. */
+void qb_fab_project_l2(const float *t, const float *w, double b, size_t plane, const float scale[3],
+                       const float lo[3], const float hi[3], float *d, void *scratch);
+/* Square's window side at iteration `it` for an h×w image (p_init, no rescaling): L∞, and
+ * L2 (at least 3, odd, at most the image side). */
 int qb_square_side(int it, float p_init, int h, int w);
+int qb_square_side_l2(int it, float p_init, int h, int w);
+/* Square L2's pseudo-gaussian window (square.py eta): s×s, unit L2 norm, +mass on the top
+ * half and −mass on the bottom half, transposed when `transpose`. */
+void qb_square_eta(int s, int transpose, float *out);
+
+/* ---- the Elliptical-Attention compatibility protocol (elliptical.c, attacks.md §10) ---- */
+typedef enum {
+    QB_ELL_ARTEFACT = 0, /* as the Elliptical code ran it: AutoAttack's range [μ_c, μ_c + σ_c] */
+    QB_ELL_FIXED = 1     /* the corrected AutoAttack variant: range [0,1] */
+} qb_ell_variant;
+/* The config of attack k under elliptical-compat from `base` (eps, seed, steps/step as given
+ * by the user: ≤ 0 means the protocol's value): ε in normalised units (scale = σ), FGSM one
+ * unclipped sign step, PGD 20 unclipped steps of 0.15ε from a uniform start, APGD/FAB/Square
+ * in the variant's range. *pred_labels: 1 where the protocol attacks the clean predictions
+ * (fgsm, pgd), 0 for true labels. */
+void qb_elliptical_cfg(qb_attack_kind k, qb_ell_variant v, const qb_attack_cfg *base, const float mean[3],
+                       const float std[3], qb_attack_cfg *out, int *pred_labels);
+/* Whether attack k under the protocol has two variants (the AutoAttack attacks) or one. */
+int qb_elliptical_has_variants(qb_attack_kind k);
 
 #endif

@@ -1,14 +1,16 @@
-/* fab.c — targeted FAB, L∞ (attacks.md §5; autoattack/fab_base.py with targeted=True and
- * fab_projections.py projection_linf). A minimum-norm attack: at each iteration the
+/* fab.c — targeted FAB, L∞ and L2 (attacks.md §5; autoattack/fab_base.py with targeted=True
+ * and fab_projections.py projection_linf / projection_l2). A minimum-norm attack: at each iteration the
  * decision boundary between the true class y and the target t is linearised at the current
  * point x1, both x1 and the clean x are projected onto that hyperplane inside the box
- * [0,1] (minimal L∞ displacement, d1 and d2), and the next point is a convex combination
+ * [0,1] (the config's range: finite bounds only; minimal L∞ displacement, d1 and d2), and the next point is a convex combination
  * of the two projections, overshot by η and biased toward the clean image by
  * α = clip(‖d1‖/(‖d1‖+‖d2‖), 0, α_max). When the point is misclassified it is kept if its
  * norm is the smallest so far, then pulled back toward x by β. A point counts as broken
  * only when the smallest adversarial norm found is ≤ ε; otherwise the clean image is
  * returned. Targets are the 2nd … (n_targets+1)-th largest clean logits, each on the
- * images still robust; restart r > 0 starts from x + ½·min(res, ε)·u/‖u‖∞, u ~ U(−1,1).
+ * images still robust; restart r > 0 starts from x + ½·min(res, ε)·u/‖u‖∞, u ~ U(−1,1)
+ * (L2: x + ½·min(res, ε)·u/‖u‖₂, u ~ N(0, I)). L2 measures every norm (d1, d2, the kept
+ * point) in L2 and projects with the minimal-L2 displacement.
  *
  * Deviations from the reference, documented:
  *  - the projection accumulates its sums in double (the reference in float32) and sorts
@@ -29,8 +31,6 @@
 #define FAB_ETA 1.05f
 #define FAB_BETA 0.9f
 
-static inline float clip01f(float v) { return v < 0 ? 0 : v > 1 ? 1 : v; }
-
 typedef struct { float p, aw; } pw;
 
 static int pw_desc(const void *a, const void *b) {
@@ -40,12 +40,12 @@ static int pw_desc(const void *a, const void *b) {
     return 0;
 }
 
-/* Minimal-L∞ displacement d (pixels) that moves t onto {v : w·v = b} inside the box [0,1]
+/* Minimal-L∞ displacement d (pixels) that moves t onto {v : w·v = b} inside the box [lo_c, hi_c]
  * (fab_projections.projection_linf), or toward the box corner that gets closest when the
  * hyperplane is out of reach. Norms in attack space: coordinate i of channel c has scale s_c.
  * scratch holds n pairs. */
-void qb_fab_project_linf(const float *t, const float *w, double b, size_t plane, const float scale[3], float *d,
-                         void *scratch) {
+void qb_fab_project_linf(const float *t, const float *w, double b, size_t plane, const float scale[3],
+                         const float lo[3], const float hi[3], float *d, void *scratch) {
     size_t n = 3 * plane;
     pw *sp = scratch;
     double wt = 0;
@@ -59,8 +59,8 @@ void qb_fab_project_linf(const float *t, const float *w, double b, size_t plane,
         for (size_t i = c * plane; i < (c + 1) * plane; i++) {
             double wi = sg * w[i];
             if (wi == 0) continue;
-            /* the bound that lowers w·v: 1 where w < 0, 0 where w > 0; p = distance to it (attack space) */
-            float p = (float)((wi < 0 ? 1.0 - t[i] : (double)t[i]) / scale[c]);
+            /* the bound that lowers w·v: hi where w < 0, lo where w > 0; p = distance to it (attack space) */
+            float p = (float)((wi < 0 ? (double)hi[c] - t[i] : (double)t[i] - lo[c]) / scale[c]);
             float aw = (float)(fabs(wi) * scale[c]);
             sp[m].p = p, sp[m].aw = aw;
             m++;
@@ -93,20 +93,76 @@ void qb_fab_project_linf(const float *t, const float *w, double b, size_t plane,
         for (size_t i = c * plane; i < (c + 1) * plane; i++) {
             double wi = sg * w[i];
             if (wi == 0) { d[i] = 0; continue; }
-            double p = (wi < 0 ? 1.0 - t[i] : (double)t[i]) / scale[c];
+            double p = (wi < 0 ? (double)hi[c] - t[i] : (double)t[i] - lo[c]) / scale[c];
             double mag = lambda < p ? lambda : p;
             d[i] = (float)((wi < 0 ? mag : -mag) * scale[c]);
         }
 }
 
-static double linf_attack(const float *v, const float *x, size_t plane, const float scale[3]) {
+/* FAB's L2 projection (fab_projections.projection_l2), in attack space (u = v/s_c, w_u = w·s_c,
+ * box [lo_c/s_c, hi_c/s_c]): the displacement is d_i = −min(α, r_i)·w_i, where r_i is the α
+ * at which coordinate i reaches the bound it moves toward, and α ≥ 0 solves w·(t + d) = b
+ * (a piecewise-linear equation: walk the breakpoints in ascending order). Out of reach,
+ * every coordinate goes to its bound. |w_u| < 1e-8 stays put, as the reference. */
+typedef struct { float r, w2; } rw;
+
+static int rw_asc(const void *a, const void *b) {
+    const rw *u = a, *v = b;
+    if (u->r != v->r) return u->r < v->r ? -1 : 1;
+    if (u->w2 != v->w2) return u->w2 > v->w2 ? -1 : 1;
+    return 0;
+}
+
+void qb_fab_project_l2(const float *t, const float *w, double b, size_t plane, const float scale[3], const float lo[3],
+                       const float hi[3], float *d, void *scratch) {
+    size_t n = 3 * plane, m = 0;
+    rw *sp = scratch;
+    double cst = -b;
+    for (size_t i = 0; i < n; i++) cst += (double)w[i] * t[i];
+    double sg = cst >= 0 ? 1.0 : -1.0; /* orient so that w·v must decrease by cst ≥ 0 */
+    cst *= sg;
+    double reach = 0; /* the decrease with every coordinate at its bound */
+    for (int c = 0; c < 3; c++)
+        for (size_t i = c * plane; i < (c + 1) * plane; i++) {
+            double wu = sg * w[i] * scale[c];
+            if (fabs(wu) < 1e-8) continue;
+            double tu = t[i] / scale[c], r = wu > 0 ? (tu - lo[c] / scale[c]) / wu : (tu - hi[c] / scale[c]) / wu;
+            sp[m].r = (float)r, sp[m].w2 = (float)(wu * wu);
+            reach += (double)sp[m].w2 * sp[m].r;
+            m++;
+        }
+    double alpha = INFINITY;
+    if (cst == 0) alpha = 0;
+    else if (reach > cst) {
+        qsort(sp, m, sizeof *sp, rw_asc);
+        double sat = 0, wfree = 0; /* Σ w²·r of the saturated coordinates, Σ w² of the free ones */
+        for (size_t k = 0; k < m; k++) wfree += sp[k].w2;
+        for (size_t k = 0; k < m && wfree > 0; k++) {
+            alpha = (cst - sat) / wfree;
+            if (alpha <= sp[k].r) break;
+            sat += (double)sp[k].w2 * sp[k].r, wfree -= sp[k].w2;
+        }
+        if (!(alpha >= 0)) alpha = 0;
+    }
+    for (int c = 0; c < 3; c++)
+        for (size_t i = c * plane; i < (c + 1) * plane; i++) {
+            double wu = sg * w[i] * scale[c];
+            if (fabs(wu) < 1e-8) { d[i] = 0; continue; }
+            double tu = t[i] / scale[c], r = wu > 0 ? (tu - lo[c] / scale[c]) / wu : (tu - hi[c] / scale[c]) / wu;
+            d[i] = (float)(-(alpha < r ? alpha : r) * wu * scale[c]);
+        }
+}
+
+/* ‖v − x‖ in attack space, L∞ or L2 */
+static double dist(qb_norm norm, const float *v, const float *x, size_t plane, const float scale[3]) {
     double m = 0;
     for (int c = 0; c < 3; c++)
         for (size_t i = c * plane; i < (c + 1) * plane; i++) {
             double a = fabs((double)v[i] - x[i]) / scale[c];
-            m = a > m ? a : m;
+            if (norm == QB_NORM_LINF) m = a > m ? a : m;
+            else m += a * a;
         }
-    return m;
+    return norm == QB_NORM_LINF ? m : sqrt(m);
 }
 
 /* One FAB-T run (fab_base attack_single_run, targeted) on n compacted clean-correct images. */
@@ -118,6 +174,8 @@ static int fab_single_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, const floa
     float *x1 = ws->buf[1], *d1 = ws->buf[2], *d2 = ws->buf[3];
     double *df = ws->dscratch;
     int *pred = ws->ivec[3];
+    float lo[3], hi[3];
+    for (int c = 0; c < 3; c++) qb_attack_range(cfg, c, &lo[c], &hi[c]);
     for (int j = 0; j < n; j++) res[j] = 1e10f;
     memcpy(x1, xc, n * d * sizeof(float));
     if (restart > 0) {
@@ -128,13 +186,19 @@ static int fab_single_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, const floa
             float *v = x1 + j * d;
             double m = 0;
             for (size_t i = 0; i < d; i++) {
-                v[i] = 2.0f * qb_rng_uniformf(&r) - 1.0f;
-                m = fabs(v[i]) > m ? fabs(v[i]) : m;
+                if (cfg->norm == QB_NORM_LINF) {
+                    v[i] = 2.0f * qb_rng_uniformf(&r) - 1.0f;
+                    m = fabs(v[i]) > m ? fabs(v[i]) : m;
+                } else {
+                    v[i] = (float)qb_rng_normal(&r);
+                    m += (double)v[i] * v[i];
+                }
             }
+            if (cfg->norm == QB_NORM_L2) m = sqrt(m);
             double f = 0.5 * cfg->eps / (m > 0 ? m : 1);
             for (int c = 0; c < 3; c++)
                 for (size_t i = c * plane; i < (c + 1) * plane; i++)
-                    v[i] = clip01f(xc[j * d + i] + (float)(v[i] * f * cfg->scale[c]));
+                    v[i] = qb_clipf(xc[j * d + i] + (float)(v[i] * f * cfg->scale[c]), lo[c], hi[c]);
         }
     }
     int rc = 0;
@@ -151,20 +215,28 @@ static int fab_single_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, const floa
             double b = -df[j] + wx;
             void *scratch = malloc(d * sizeof(pw));
             if (!scratch) { err = 1; continue; }
-            qb_fab_project_linf(v, w, b, plane, cfg->scale, e1, scratch);
-            qb_fab_project_linf(xj, w, b, plane, cfg->scale, e2, scratch);
+            if (cfg->norm == QB_NORM_LINF) {
+                qb_fab_project_linf(v, w, b, plane, cfg->scale, lo, hi, e1, scratch);
+                qb_fab_project_linf(xj, w, b, plane, cfg->scale, lo, hi, e2, scratch);
+            } else {
+                qb_fab_project_l2(v, w, b, plane, cfg->scale, lo, hi, e1, scratch);
+                qb_fab_project_l2(xj, w, b, plane, cfg->scale, lo, hi, e2, scratch);
+            }
             free(scratch);
             double a1 = 0, a2 = 0;
             for (int c = 0; c < 3; c++)
                 for (size_t i = c * plane; i < (c + 1) * plane; i++) {
                     double u1 = fabs(e1[i]) / cfg->scale[c], u2 = fabs(e2[i]) / cfg->scale[c];
-                    a1 = u1 > a1 ? u1 : a1, a2 = u2 > a2 ? u2 : a2;
+                    if (cfg->norm == QB_NORM_LINF) a1 = u1 > a1 ? u1 : a1, a2 = u2 > a2 ? u2 : a2;
+                    else a1 += u1 * u1, a2 += u2 * u2;
                 }
+            if (cfg->norm == QB_NORM_L2) a1 = sqrt(a1), a2 = sqrt(a2);
             a1 = a1 > 1e-8 ? a1 : 1e-8, a2 = a2 > 1e-8 ? a2 : 1e-8;
             float alpha = (float)(a1 / (a1 + a2));
             alpha = alpha < 0 ? 0 : alpha > FAB_ALPHA_MAX ? FAB_ALPHA_MAX : alpha;
-            for (size_t i = 0; i < d; i++)
-                v[i] = clip01f((v[i] + FAB_ETA * e1[i]) * (1 - alpha) + (xj[i] + e2[i] * FAB_ETA) * alpha);
+            for (int c = 0; c < 3; c++)
+                for (size_t i = c * plane; i < (c + 1) * plane; i++)
+                    v[i] = qb_clipf((v[i] + FAB_ETA * e1[i]) * (1 - alpha) + (xj[i] + e2[i] * FAB_ETA) * alpha, lo[c], hi[c]);
         }
         if (err) return qb_error(QB_EXIT_FAIL, "out of memory");
         if ((rc = qb_attack_predict(ws, x1, n, pred))) return rc;
@@ -172,7 +244,7 @@ static int fab_single_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, const floa
             if (pred[j] == yc[j]) continue;
             float *v = x1 + j * d;
             const float *xj = xc + j * d;
-            float t = (float)linf_attack(v, xj, plane, cfg->scale);
+            float t = (float)dist(cfg->norm, v, xj, plane, cfg->scale);
             if (t < res[j]) {
                 res[j] = t;
                 memcpy(xbadv + j * d, v, d * sizeof(float));
@@ -186,7 +258,11 @@ static int fab_single_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, const floa
 
 int qb_fab_t_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, const float *x, const int *y, const uint64_t *ids, int n,
                  float *xadv) {
-    if (cfg->norm != QB_NORM_LINF) return qb_error(QB_EXIT_USAGE, "fab-t: only the L-inf norm is implemented");
+    for (int c = 0; c < 3; c++) {
+        float lo, hi;
+        qb_attack_range(cfg, c, &lo, &hi);
+        if (!isfinite(lo) || !isfinite(hi)) return qb_error(QB_EXIT_USAGE, "fab-t: the range must be finite");
+    }
     if (ws->K < 2) return qb_error(QB_EXIT_USAGE, "fab-t: needs at least 2 classes");
     size_t d = ws->d;
     int K = ws->K;

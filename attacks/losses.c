@@ -127,7 +127,8 @@ int qb_attack_ws_init(qb_attack_ws *ws, vit_model *m, int cap) {
     ws->dlogits = qb_malloc(sizeof(float) * cap * ws->K);
     ws->grad = qb_malloc(sizeof(float) * nd);
     ws->ids = qb_malloc(sizeof(uint64_t) * cap);
-    int ok = ws->logits && ws->dlogits && ws->grad && ws->ids;
+    ws->margin = qb_malloc(sizeof(float) * cap);
+    int ok = ws->logits && ws->dlogits && ws->grad && ws->ids && ws->margin;
     for (int i = 0; i < 8; i++) ok = ok && (ws->buf[i] = qb_malloc(sizeof(float) * nd));
     for (int i = 0; i < 8; i++) ok = ok && (ws->vec[i] = qb_malloc(sizeof(float) * cap));
     for (int i = 0; i < 8; i++) ok = ok && (ws->ivec[i] = qb_malloc(sizeof(int) * cap));
@@ -136,7 +137,7 @@ int qb_attack_ws_init(qb_attack_ws *ws, vit_model *m, int cap) {
 }
 
 void qb_attack_ws_free(qb_attack_ws *ws) {
-    free(ws->logits), free(ws->dlogits), free(ws->grad), free(ws->ids), free(ws->dscratch);
+    free(ws->logits), free(ws->dlogits), free(ws->grad), free(ws->ids), free(ws->dscratch), free(ws->margin);
     for (int i = 0; i < 8; i++) free(ws->buf[i]), free(ws->vec[i]);
     for (int i = 0; i < 8; i++) free(ws->ivec[i]);
     memset(ws, 0, sizeof *ws);
@@ -222,9 +223,7 @@ int qb_attack_run(qb_attack_ws *ws, qb_attack_kind kind, const qb_attack_cfg *cf
     case QB_ATK_APGD_T:
         if (ws->K < 4) return qb_error(QB_EXIT_USAGE, "apgd-t: the targeted DLR loss needs at least 4 classes, the model has %d", ws->K);
         return qb_apgd_run(ws, cfg, 1, x, y, ids, n, xadv);
-    case QB_ATK_SQUARE:
-        if (cfg->norm != QB_NORM_LINF) return qb_error(QB_EXIT_USAGE, "square: only the L-inf norm is implemented");
-        return qb_square_run(ws, cfg, x, y, ids, n, xadv);
+    case QB_ATK_SQUARE: return qb_square_run(ws, cfg, x, y, ids, n, xadv);
     case QB_ATK_FAB_T: return qb_fab_t_run(ws, cfg, x, y, ids, n, xadv);
     default: return qb_error(QB_EXIT_USAGE, "attack: unknown kind %d", (int)kind);
     }

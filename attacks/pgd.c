@@ -1,5 +1,5 @@
 /* pgd.c — projected gradient descent, L∞ and L2, as torchattacks PGD / PGDL2 (attacks.md
- * §3): optional random start, fixed step α, projection onto the ε-ball and [0,1] after
+ * §3): optional random start, fixed step α, projection onto the ε-ball and the range after
  * every step, the last iterate returned. Restarts (not in torchattacks) rerun the attack
  * from fresh random starts on the images still classified correctly and keep the first
  * point that is misclassified. */
@@ -9,8 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static inline float clip01f(float v) { return v < 0 ? 0 : v > 1 ? 1 : v; }
-
 void qb_pgd_step(const qb_attack_cfg *cfg, float step, const float *x, const float *xt, const float *g, int n,
                  size_t plane, float *xnext) {
     size_t d = 3 * plane;
@@ -18,15 +16,16 @@ void qb_pgd_step(const qb_attack_cfg *cfg, float step, const float *x, const flo
         const float *xb = x + b * d, *tb = xt + b * d, *gb = g + b * d;
         float *ob = xnext + b * d;
         if (cfg->norm == QB_NORM_LINF) {
-            /* the same float operations as torchattacks: x̃ = x_t + α·sign g, δ = clip(x̃ − x), clip01(x + δ) */
+            /* the same float operations as torchattacks: x̃ = x_t + α·sign g, δ = clip(x̃ − x), clip(x + δ) to the range */
             for (int c = 0; c < 3; c++) {
-                float e = cfg->eps * cfg->scale[c], a = step * cfg->scale[c];
+                float e = cfg->eps * cfg->scale[c], a = step * cfg->scale[c], lo, hi;
+                qb_attack_range(cfg, c, &lo, &hi);
                 for (size_t i = c * plane; i < (c + 1) * plane; i++) {
                     float sg = (float)((gb[i] > 0) - (gb[i] < 0));
                     float v = tb[i] + a * sg;
                     float dl = v - xb[i];
                     dl = dl < -e ? -e : dl > e ? e : dl;
-                    ob[i] = clip01f(xb[i] + dl);
+                    ob[i] = qb_clipf(xb[i] + dl, lo, hi);
                 }
             }
             continue;
@@ -51,7 +50,11 @@ void qb_pgd_step(const qb_attack_cfg *cfg, float step, const float *x, const flo
         /* δ·min(1, ε/‖δ‖): ε/0 = inf gives factor 1, as in torchattacks */
         double fac = cfg->eps / sqrt(ds);
         float f = fac < 1 ? (float)fac : 1.0f;
-        for (size_t i = 0; i < d; i++) ob[i] = clip01f(xb[i] + ob[i] * f);
+        for (int c = 0; c < 3; c++) {
+            float lo, hi;
+            qb_attack_range(cfg, c, &lo, &hi);
+            for (size_t i = c * plane; i < (c + 1) * plane; i++) ob[i] = qb_clipf(xb[i] + ob[i] * f, lo, hi);
+        }
     }
 }
 
@@ -64,9 +67,10 @@ void qb_pgd_random_start(const qb_attack_cfg *cfg, const float *x, uint64_t id, 
     if (cfg->norm == QB_NORM_LINF) {
         /* u ~ U(−ε, ε) per coordinate */
         for (int c = 0; c < 3; c++) {
-            float e = cfg->eps * cfg->scale[c];
+            float e = cfg->eps * cfg->scale[c], lo, hi;
+            qb_attack_range(cfg, c, &lo, &hi);
             for (size_t i = c * plane; i < (c + 1) * plane; i++)
-                x0[i] = clip01f(x[i] + (2.0f * qb_rng_uniformf(&r) - 1.0f) * e);
+                x0[i] = qb_clipf(x[i] + (2.0f * qb_rng_uniformf(&r) - 1.0f) * e, lo, hi);
         }
         return;
     }
@@ -78,9 +82,11 @@ void qb_pgd_random_start(const qb_attack_cfg *cfg, const float *x, uint64_t id, 
         ss += v * v;
     }
     double f = qb_rng_uniform(&r) * cfg->eps / sqrt(ss);
-    for (int c = 0; c < 3; c++)
-        for (size_t i = c * plane; i < (c + 1) * plane; i++)
-            x0[i] = clip01f(x[i] + (float)(x0[i] * f * cfg->scale[c]));
+    for (int c = 0; c < 3; c++) {
+        float lo, hi;
+        qb_attack_range(cfg, c, &lo, &hi);
+        for (size_t i = c * plane; i < (c + 1) * plane; i++) x0[i] = qb_clipf(x[i] + (float)(x0[i] * f * cfg->scale[c]), lo, hi);
+    }
 }
 
 int qb_pgd_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, const float *x, const int *y, const uint64_t *ids, int n,

@@ -13,7 +13,7 @@ typedef struct {
 } suite_model;
 
 typedef struct {
-    char attack[32], eps[256], norm[8], steps[16], step_size[32], restarts[16];
+    char attack[128], eps[256], norm[8], steps[16], step_size[32], restarts[16];
 } suite_attack;
 
 typedef struct {

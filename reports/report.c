@@ -88,7 +88,7 @@ int qb_report_build(qb_report *r, const qb_results *rows, const char *baseline_n
     /* keep "worst" (per-point worst case) as the last attack column */
     for (int a = 0; a + 1 < r->n_attacks; a++) {
         if (strncmp(r->attacks[a], "worst", 5)) continue;
-        char nm[32], no[8];
+        char nm[64], no[8];
         memcpy(nm, r->attacks[a], sizeof nm), memcpy(no, r->norms[a], sizeof no);
         double saved[QB_REPORT_MAX_MODELS][QB_REPORT_MAX_EPS];
         for (int k = 0; k < r->n_models; k++) memcpy(saved[k], r->m[k].rob[a], sizeof saved[k]);
@@ -159,7 +159,7 @@ static void add_summary(qb_summary_row **v, int *n, int *cap, const qb_model_met
 int qb_report_summary(const qb_report *r, qb_summary_row **out) {
     qb_summary_row *v = NULL;
     int n = 0, cap = 0;
-    char name[64];
+    char name[96];
     for (int k = 0; k < r->n_models; k++) {
         const qb_model_metrics *m = &r->m[k];
         add_summary(&v, &n, &cap, m, "clean_top1", 0, m->clean_acc, 1);
@@ -227,7 +227,7 @@ static int close_atomic(FILE *f, const char *tmp, const char *final) {
 
 static int write_svgs(const qb_report *r, const char *dir) {
     static const char *groups[] = {"noise", "blur", "weather", "digital", "extra"};
-    char tmp[1100], final[1100], fname[64];
+    char tmp[1100], final[1100], fname[128];
     svg_chart *ch = calloc(1, sizeof *ch);
     for (int g = 0; g < 5; g++) {
         int any = 0;

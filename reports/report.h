@@ -27,7 +27,7 @@ typedef struct {
     int n_models;
     qb_model_metrics m[QB_REPORT_MAX_MODELS];
     int n_attacks;
-    char attacks[QB_REPORT_MAX_ATTACKS][32];  /* in first-seen order; "worst" last if present */
+    char attacks[QB_REPORT_MAX_ATTACKS][64];  /* in first-seen order; "worst" last if present */
     char norms[QB_REPORT_MAX_ATTACKS][8];
     int n_eps;
     double eps[QB_REPORT_MAX_EPS];            /* ascending */
@@ -40,7 +40,7 @@ int qb_report_build(qb_report *r, const qb_results *rows, const char *baseline_n
 
 /* One summary metric: (model, attention, metric, eps, value, higher_is_better). */
 typedef struct {
-    char model[256], attention[16], metric[64];
+    char model[256], attention[16], metric[128];
     double eps, value;
     int higher_better;
 } qb_summary_row;

@@ -23,7 +23,7 @@ typedef struct {
     char kind[16];          /* clean | corruption | attack */
     char corruption[32];    /* corruption rows */
     int severity;           /* 1..5 for corruption rows, else 0 */
-    char attack[32];        /* attack rows: fgsm, pgd, apgd-ce, apgd-t, fab-t, square, standard, worst */
+    char attack[64];        /* attack rows: fgsm, pgd, apgd-ce, apgd-t, fab-t, square, standard, worst */
     char norm[8];           /* linf | l2 | "" */
     double eps;             /* attack rows, in pixel units of [0,1] */
     long n, correct;        /* images scored, and correct (robust) ones */

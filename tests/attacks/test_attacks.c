@@ -312,7 +312,6 @@ START_TEST(test_batch_and_thread_invariance) {
     int saved = omp_get_max_threads();
     for (int k = 0; k < QB_ATK_COUNT; k++) {
         for (int norm = 0; norm < 2; norm++) {
-            if ((k == QB_ATK_SQUARE || k == QB_ATK_FAB_T) && norm) continue;
             qb_attack_cfg c = cfg_make((qb_norm)norm, norm ? 0.5f : k == QB_ATK_FAB_T ? 0.05f : 4.0f / 255, 0,
                                        k == QB_ATK_SQUARE ? 30 : 4);
             c.random_start = 1, c.restarts = 2, c.n_targets = 3, c.seed = 11;
@@ -347,7 +346,7 @@ END_TEST
  * reachable, and no smaller L∞ radius reaches it; an unreachable one goes to the corner. */
 START_TEST(test_fab_projection) {
     size_t plane = 5, n = 3 * plane;
-    float t[15], w[15], dd[15], scale[3] = {1, 1, 1};
+    float t[15], w[15], dd[15], scale[3] = {1, 1, 1}, lo01[3] = {0, 0, 0}, hi01[3] = {1, 1, 1};
     char scratch[15 * 8];
     qb_rng r = qb_rng_stream(9, 9, "fab-proj");
     for (int trial = 0; trial < 200; trial++) {
@@ -356,7 +355,7 @@ START_TEST(test_fab_projection) {
         double wt = 0, wmin = 0, wmax = 0;
         for (size_t i = 0; i < n; i++) wt += (double)w[i] * t[i], wmin += w[i] < 0 ? w[i] : 0, wmax += w[i] > 0 ? w[i] : 0;
         double b = wt + (qb_rng_uniform(&r) - 0.5) * (trial % 7 == 0 ? 40 : 4); /* some out of reach */
-        qb_fab_project_linf(t, w, b, plane, scale, dd, scratch);
+        qb_fab_project_linf(t, w, b, plane, scale, lo01, hi01, dd, scratch);
         double wv = 0, lam = 0;
         for (size_t i = 0; i < n; i++) {
             float v = t[i] + dd[i];
@@ -572,6 +571,8 @@ START_TEST(test_cli) {
 }
 END_TEST
 
+TCase *attacks_compat_tcase(void); /* test_elliptical.c */
+
 Suite *attacks_suite(void) {
     Suite *s = suite_create("attacks");
     TCase *tc = tcase_create("attacks");
@@ -587,5 +588,6 @@ Suite *attacks_suite(void) {
     tcase_add_loop_test(tc, test_fab_t, 0, 2);
     tcase_add_test(tc, test_cli);
     suite_add_tcase(s, tc);
+    suite_add_tcase(s, attacks_compat_tcase());
     return s;
 }

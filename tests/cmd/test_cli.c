@@ -246,6 +246,60 @@ START_TEST(test_help_and_version) {
 }
 END_TEST
 
+/* attack --protocol elliptical-compat (attacks.md §10): every row labelled -ell / -ell-fixed,
+ * one worst row per variant, eps in normalised units, and the sanity report states APGD's
+ * points beyond eps under the artefact range instead of failing; --norm l2 runs Square. */
+START_TEST(test_attack_compat_and_square_l2) {
+    char dir[256], model[512], cmd[2048], *out, *err;
+    snprintf(dir, sizeof dir, "%s", qbt_tmpdir());
+    snprintf(model, sizeof model, "%s", qbt_fixture("attacks/sdpa_attack.safetensors"));
+    static const char *imgs[] = {"png_rgb8.png", "jpg_444.jpg", "rs_37x23.png", "png_rgba8.png"};
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/data/a %s/data/b", dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    for (int i = 0; i < 4; i++) {
+        snprintf(cmd, sizeof cmd, "cp %s/%s %s/data/%s/%d_%s", qbt_fixture("images"), imgs[i], dir, i < 2 ? "a" : "b", i, imgs[i]);
+        ck_assert_int_eq(system(cmd), 0);
+    }
+    /* labels = clean predictions (read from a per-image file), so every point starts robust */
+    ck_assert_int_eq(qbt_cli(&out, &err, "attack --model %s --data %s/data --attack fgsm --eps 1/255 --per-image %s/p.csv",
+                             model, dir, dir), 0);
+    free(out), free(err);
+    snprintf(cmd, sizeof cmd, "awk -F, 'NR > 1 {print $8, $10}' %s/p.csv > %s/labels.txt", dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    int rc = qbt_cli(&out, &err, "attack --model m=%s --data %s/data --labels %s/labels.txt --protocol elliptical-compat "
+                                 "--attack fgsm,pgd,apgd-ce --eps 1/255 --steps 10 --out %s/r.csv", model, dir, dir, dir);
+    ck_assert_msg(rc == 0, "compat run: rc %d: %s", rc, err);
+    static const char *names[] = {"fgsm-ell", "pgd-ell", "apgd-ce-ell", "apgd-ce-ell-fixed", "worst-ell", "worst-ell-fixed",
+                                  "protocol: elliptical-compat", "not an error in elliptical-compat"};
+    for (int i = 0; i < 8; i++) ck_assert_msg(strstr(out, names[i]) != NULL, "stdout lacks '%s':\n%s", names[i], out);
+    ck_assert_ptr_null(strstr(out, "EXCEEDS"));
+    free(out), free(err);
+    /* the rows: attack names, normalised eps (linf-n) and a worst row per variant */
+    snprintf(cmd, sizeof cmd, "(cut -d, -f10,11 %s/r.csv | tail -n +3 | sort | tr '\\n' ' ')", dir); /* () : qbt_run adds </dev/null */
+    ck_assert_int_eq(qbt_run(cmd, &out, &err), 0);
+    ck_assert_str_eq(out, "apgd-ce-ell,linf-n apgd-ce-ell-fixed,linf-n fgsm-ell,linf-n pgd-ell,linf-n "
+                          "worst-ell-fixed:apgd-ce,linf-n worst-ell:fgsm+pgd+apgd-ce,linf-n ");
+    free(out), free(err);
+    /* --label-source pred in the standard protocol: every image attacked with its prediction */
+    ck_assert_int_eq(qbt_cli(&out, &err, "attack --model %s --data %s/data --label-source pred --attack pgd --eps 1/255 --steps 2",
+                             model, dir), 0);
+    ck_assert_ptr_nonnull(strstr(out, "labels: clean predictions"));
+    free(out), free(err);
+    /* Square L2 runs (no note, no skip) and its points pass the sanity report */
+    rc = qbt_cli(&out, &err, "attack --model %s --data %s/data --labels %s/labels.txt --norm l2 --attack square --eps 2 --steps 40",
+                 model, dir, dir);
+    ck_assert_msg(rc == 0, "square l2: rc %d: %s", rc, err);
+    ck_assert_ptr_nonnull(strstr(out, "square    max l2 norm"));
+    ck_assert_ptr_null(strstr(out, "EXCEEDS"));
+    ck_assert_msg(!err || !strstr(err, "note"), "square l2: %s", err);
+    free(out), free(err);
+    ck_assert_int_eq(qbt_cli(&out, &err, "attack --help"), 0);
+    static const char *help[] = {"--protocol standard|elliptical-compat", "--label-source true|pred", "X-ell-fixed", "fgsm-ell"};
+    for (int i = 0; i < 4; i++) ck_assert_msg(strstr(out, help[i]) != NULL, "attack --help lacks '%s'", help[i]);
+    free(out), free(err);
+}
+END_TEST
+
 Suite *cli_suite(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("commands");
@@ -256,6 +310,7 @@ Suite *cli_suite(void) {
     tcase_add_test(tc, test_eval_results_row);
     tcase_add_test(tc, test_bad_inputs);
     tcase_add_test(tc, test_help_and_version);
+    tcase_add_test(tc, test_attack_compat_and_square_l2);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,92 @@
+/* attack_cmd.h — what the three files of `questbench attack` share: attack.c (the run),
+ * attack_opts.c (help, option values, per-image CSV, PNGs) and attack_report.c (the stdout
+ * table and the sanity report). */
+#ifndef QB_ATTACK_CMD_H
+#define QB_ATTACK_CMD_H
+#include "attacks.h"
+#include "dataset.h"
+#include "model.h"
+#include "results.h"
+#include <stdio.h>
+
+#define MAX_MODELS 16
+#define MAX_EPS 32
+#define MAX_ENTRIES 16
+#define MAX_GROUPS 2                 /* worst-case groups: one, or elliptical-compat's two variants */
+#define ENTRY_STANDARD QB_ATK_COUNT /* the AutoAttack sequence, one list entry */
+#define N_STAGES 4
+
+/* AutoAttack 'standard' (autoattack.py): each stage on the points still robust */
+extern const qb_attack_kind STANDARD_STAGES[N_STAGES];
+
+typedef struct {
+    char text[32];   /* as given, for the table */
+    float value;
+    double exact;    /* the value in double (4/255 exactly as a double): the rows' eps */
+} eps_arg;
+
+typedef struct {
+    int kind;        /* qb_attack_kind or ENTRY_STANDARD */
+    char name[32];   /* the rows' attack name: fgsm ... standard, or a compat name (fgsm-ell, standard-ell-fixed) */
+    int variant;     /* -1: standard protocol; QB_ELL_ARTEFACT or QB_ELL_FIXED under elliptical-compat */
+    int label_pred;  /* attacked with the clean predictions as labels (--label-source pred, compat fgsm/pgd) */
+    int group;       /* the worst-case group it belongs to */
+} entry;
+
+/* per (entry, eps) tallies for the result rows and the sanity report */
+typedef struct {
+    long n, correct;
+    long stage_correct[N_STAGES]; /* standard: robust after each stage */
+    double max_norm;
+    long outside, nan, zero_grad, over_eps;
+} tally;
+
+typedef struct {
+    const char *model_path;
+    char model_name[256];
+    char model_sha[65];
+    qb_model *model;
+    FILE *per_image;          /* --per-image (a temporary file renamed at the end) */
+    const char *results_path; /* --out: the results file rows are appended to */
+    const char *data;
+    char run_id[64];
+    int n_groups;
+    char worst_name[MAX_GROUPS][64]; /* "worst:<attack>+<attack>...": the set each per-point worst case covers */
+    qb_results prev;          /* --resume: the rows already in --out */
+    int resume;
+    int n_entries, n_eps;
+    entry entries[MAX_ENTRIES];
+    eps_arg eps[MAX_EPS];
+    qb_attack_cfg base;
+    const char *step_text;
+    int eps_space_norm, quantize;
+    int compat;               /* --protocol elliptical-compat */
+    int label_pred;           /* --label-source pred */
+    const char *save_dir;
+} run_ctx;
+
+/* attack_opts.c */
+void attack_help(FILE *f);
+int attack_parse_eps_list(const char *s, eps_arg *eps, int *n, qb_norm norm);
+/* the --attack list; under elliptical-compat each AutoAttack attack becomes two entries */
+int attack_parse_list(const char *s, run_ctx *r);
+int attack_parse_step(const char *s, float eps, float *out);
+void attack_set_worst_names(run_ctx *r);
+/* The config of entry ie at eps index ix for the current model (scale, range, protocol). */
+int attack_entry_cfg(const run_ctx *r, int ie, int ix, qb_attack_cfg *cfg);
+int attack_save_png(const char *dir, const char *model_name, const char *attack, const char *eps_text, const char *rel,
+                    const float *x, int S);
+void attack_quantize_8bit(const qb_attack_cfg *cfg, const float *x, float *v, size_t plane);
+void attack_csv_common(FILE *f, const run_ctx *r, const char *attack, int ie, const qb_attack_cfg *cfg);
+void attack_csv_tail(FILE *f, int kind, const qb_attack_cfg *cfg);
+
+/* attack.c */
+qb_result attack_make_row(const run_ctx *r, const char *attack, double eps);
+double attack_row_value(const run_ctx *r, const qb_result *w);
+
+/* attack_report.c: prints the table and the sanity report; returns the number of sanity
+ * violations. worst[g·NX + ix] are the worst-case counts computed this run. */
+long attack_report(const run_ctx *r, const tally *tal, const int *need, const int *emit_worst, const long *worst,
+                   int n_ok, long clean_correct, long skipped, long nonfinite);
+
+#endif
