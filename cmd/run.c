@@ -21,7 +21,8 @@ static void help(FILE *f) {
                "into OUTPUT/results.csv and writes the report (docs/cluster.md).\n"
                "Suite keys (see configs/*.yaml): name, output, data, labels, subset, limit, preset, seed,\n"
                "threads, batch, models: [{name, file, attention}], clean: true|false,\n"
-               "corruptions: {list, severities}, attacks: [{attack, eps, norm, steps, step_size, restarts}],\n"
+               "corruptions: {list, severities}, attacks: [{attack, eps, norm, steps, step_size, restarts,\n"
+               "eps_space, protocol, label_source}],\n"
                "report: {baseline_model, paper}. Values may use $VAR or ${VAR} from the environment.\n");
 }
 
@@ -159,6 +160,9 @@ int cmd_run(int argc, char **argv) {
             if (at->steps[0]) add(a, "--steps", at->steps);
             if (at->step_size[0]) add(a, "--step-size", at->step_size);
             if (at->restarts[0]) add(a, "--restarts", at->restarts);
+            if (at->eps_space[0]) add(a, "--eps-space", at->eps_space);
+            if (at->protocol[0]) add(a, "--protocol", at->protocol);
+            if (at->label_source[0]) add(a, "--label-source", at->label_source);
             add_common(a, s, results);
             rc = stage(cmd_attack, a, dry, ++idx, total);
         }

@@ -84,8 +84,10 @@ static int parse_attacks(yaml_document_t *doc, yaml_node_t *seq, suite *s) {
             if (kn->type != YAML_SCALAR_NODE) return bad(s, kn, "keys must be plain words");
             const char *k = (const char *)kn->data.scalar.value;
             FIELD("attack", a->attack) FIELD("eps", a->eps) FIELD("norm", a->norm) FIELD("steps", a->steps)
-            FIELD("step_size", a->step_size) FIELD("restarts", a->restarts)
-            return bad(s, kn, "unknown key in an attack (expected attack, eps, norm, steps, step_size, restarts)");
+            FIELD("step_size", a->step_size) FIELD("restarts", a->restarts) FIELD("eps_space", a->eps_space)
+            FIELD("protocol", a->protocol) FIELD("label_source", a->label_source)
+            return bad(s, kn, "unknown key in an attack (expected attack, eps, norm, steps, step_size, restarts, "
+                              "eps_space, protocol, label_source)");
         }
         if (!a->attack[0] || !a->eps[0]) return bad(s, m, "an attack needs 'attack' and 'eps'");
     }

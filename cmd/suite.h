@@ -14,6 +14,7 @@ typedef struct {
 
 typedef struct {
     char attack[128], eps[256], norm[8], steps[16], step_size[32], restarts[16];
+    char eps_space[16], protocol[24], label_source[8];
 } suite_attack;
 
 typedef struct {

@@ -43,14 +43,18 @@ START_TEST(test_dry_run_stages) {
     snprintf(dir, sizeof dir, "%s", qbt_tmpdir());
     snprintf(p, sizeof p, "%s/s.yaml", dir);
     write_suite(p, "output: o\ndata: d\nmodels:\n  - name: a\n    file: a.safetensors\n  - file: dir/b.safetensors\n"
-                   "corruptions:\n  list: noise\nattacks:\n  - attack: fgsm\n    eps: [1/255, 2/255]\n");
+                   "corruptions:\n  list: noise\nattacks:\n  - attack: fgsm\n    eps: [1/255, 2/255]\n"
+                   "  - attack: fgsm,pgd\n    eps: 1/255\n    protocol: elliptical-compat\n"
+                   "  - attack: pgd\n    eps: 1/255\n    eps_space: normalized\n    label_source: pred\n");
     char *out, *err;
     ck_assert_int_eq(qbt_cli(&out, &err, "run %s --dry-run", p), 0);
-    ck_assert_ptr_nonnull(strstr(err, "[1/5] questbench eval --model a=a.safetensors"));
-    ck_assert_ptr_nonnull(strstr(err, "[2/5] questbench eval --model b=dir/b.safetensors"));
-    ck_assert_ptr_nonnull(strstr(err, "[3/5] questbench corrupt --model a=a.safetensors --model b=dir/b.safetensors"));
+    ck_assert_ptr_nonnull(strstr(err, "[1/7] questbench eval --model a=a.safetensors"));
+    ck_assert_ptr_nonnull(strstr(err, "[2/7] questbench eval --model b=dir/b.safetensors"));
+    ck_assert_ptr_nonnull(strstr(err, "[3/7] questbench corrupt --model a=a.safetensors --model b=dir/b.safetensors"));
     ck_assert_ptr_nonnull(strstr(err, "--attack fgsm --eps 1/255,2/255"));
-    ck_assert_ptr_nonnull(strstr(err, "[5/5] questbench report o/results.csv --out o/report"));
+    ck_assert_ptr_nonnull(strstr(err, "--attack fgsm,pgd --eps 1/255 --protocol elliptical-compat"));
+    ck_assert_ptr_nonnull(strstr(err, "--attack pgd --eps 1/255 --eps-space normalized --label-source pred"));
+    ck_assert_ptr_nonnull(strstr(err, "[7/7] questbench report o/results.csv --out o/report"));
     free(out), free(err);
 }
 END_TEST
