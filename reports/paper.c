@@ -35,12 +35,15 @@ void qb_paper_section(FILE *f, const char *name, const qb_report *r) {
     fprintf(f, "## Published numbers: QUEST paper, ViT-Ti/16, DeiT recipe, ImageNet-1k\n\n"
                "Govindarajan et al., ICLR 2026 (arXiv 2604.00199), as reported by secondary summaries (the PDF "
                "was not available; engine.md §7). The paper's attack protocol (ε, steps, pixel or normalised "
-               "space) is not stated, so measured robust accuracies are shown at every ε run.\n\n");
+               "space) is not stated, so measured robust accuracies are shown at every ε run; rows marked "
+               "elliptical-compat come from `--protocol elliptical-compat` (the protocol the table most likely "
+               "used, ε in normalised units, AutoAttack with its [0,1]-on-normalised-input artefact).\n\n");
     md_table *t = calloc(1, sizeof *t);
     const char *head[] = {"source", "attention", "clean", "mCE", "FGSM", "PGD", "AutoAttack"};
     for (int c = 0; c < 7; c++) md_set(t, 0, c, "%s", head[c]);
     int row = 1;
     int fg = attack_index(r, "fgsm"), pg = attack_index(r, "pgd"), aa = attack_index(r, "standard");
+    int fe = attack_index(r, "fgsm-ell"), pe = attack_index(r, "pgd-ell"), ae = attack_index(r, "standard-ell");
     for (size_t i = 0; i < sizeof QUEST_VIT_TI / sizeof *QUEST_VIT_TI && row < 128; i++) {
         const paper_row *p = &QUEST_VIT_TI[i];
         md_set(t, row, 0, "published"), md_set(t, row, 1, "%s", p->label);
@@ -58,6 +61,18 @@ void qb_paper_section(FILE *f, const char *name, const qb_report *r) {
                 cell(t, row, 4, fg >= 0 && r->n_eps ? 100 * m->rob[fg][e] : NAN);
                 cell(t, row, 5, pg >= 0 && r->n_eps ? 100 * m->rob[pg][e] : NAN);
                 cell(t, row, 6, aa >= 0 && r->n_eps ? 100 * m->rob[aa][e] : NAN);
+            }
+            /* the same model under the elliptical-compat protocol (attacks.md §10, ε normalised) */
+            if ((fe < 0 && pe < 0 && ae < 0) || !r->n_eps) continue;
+            for (int e = 0; e < r->n_eps && row < 128; e++) {
+                double v[3] = {fe >= 0 ? m->rob[fe][e] : NAN, pe >= 0 ? m->rob[pe][e] : NAN,
+                               ae >= 0 ? m->rob[ae][e] : NAN};
+                if (isnan(v[0]) && isnan(v[1]) && isnan(v[2])) continue;
+                md_set(t, row, 0, "measured, elliptical-compat: %.20s @ε=%.4g", m->name, r->eps[e]);
+                md_set(t, row, 1, "%s", p->label);
+                cell(t, row, 2, 100 * m->clean_acc), cell(t, row, 3, NAN);
+                for (int j = 0; j < 3; j++) cell(t, row, 4 + j, 100 * v[j]);
+                row++;
             }
         }
     }

@@ -224,6 +224,40 @@ START_TEST(test_report_numbers_and_files) {
 }
 END_TEST
 
+/* --paper quest-vit-ti: the published rows, then each measured model under its attention, in
+ * the standard protocol and, in their own rows, under elliptical-compat. */
+START_TEST(test_paper_section) {
+    char dir[256], csv[300];
+    snprintf(dir, sizeof dir, "%s", qbt_tmpdir());
+    snprintf(csv, sizeof csv, "%s/r.csv", dir);
+    FILE *f = fopen(csv, "w");
+    const char *pre = "r1,q,abababababababababababababababababababababababababababababababab,quest,/d,imagenet,";
+    fprintf(f, "run_id,model,model_sha256,attention,dataset,preset,kind,corruption,severity,attack,norm,eps,n,correct,"
+               "metric,value,seed,version,timestamp\n");
+    fprintf(f, "%sclean,,0,,,0,100,74,top1,0.74,0,0.1.0,2026-11-26T00:00:00Z\n", pre);
+    fprintf(f, "%sattack,,0,fgsm,linf,0.00392156863,100,50,top1,0.5,0,0.1.0,2026-11-26T00:00:00Z\n", pre);
+    fprintf(f, "%sattack,,0,fgsm-ell,linf-n,0.00392156863,100,57,top1,0.57,0,0.1.0,2026-11-26T00:00:00Z\n", pre);
+    fprintf(f, "%sattack,,0,standard-ell,linf-n,0.00392156863,100,27,top1,0.27,0,0.1.0,2026-11-26T00:00:00Z\n", pre);
+    fclose(f);
+    char *out, *err;
+    int rc = qbt_cli(&out, &err, "report %s --out %s/rep --paper quest-vit-ti", csv, dir);
+    ck_assert_msg(rc == 0, "%s", err);
+    ck_assert_ptr_nonnull(strstr(out, "| published"));
+    ck_assert_ptr_nonnull(strstr(out, "56.90"));                 /* QUEST's published FGSM */
+    char *std = strstr(out, "| measured: q @ε=0.003922");
+    char *ell = strstr(out, "| measured, elliptical-compat: q @ε=0.003922");
+    ck_assert_ptr_nonnull(std);
+    ck_assert_ptr_nonnull(ell);
+    /* standard row: clean 74, FGSM 50; compat row: FGSM 57, AutoAttack 27, no PGD */
+    char line[512];
+    sscanf(std, "%511[^\n]", line);
+    ck_assert_msg(strstr(line, "74.00") && strstr(line, "50.00") && !strstr(line, "57.00"), "%s", line);
+    sscanf(ell, "%511[^\n]", line);
+    ck_assert_msg(strstr(line, "57.00") && strstr(line, "27.00") && !strstr(line, "50.00"), "%s", line);
+    free(out), free(err);
+}
+END_TEST
+
 START_TEST(test_regression_gate) {
     char a[512], b[512];
     snprintf(a, sizeof a, "%s", qbt_fixture("reports/new.csv"));
@@ -312,6 +346,7 @@ Suite *report_suite(void) {
     tcase_add_test(tc, test_read_numbers_strict);
     tcase_add_test(tc, test_report_numbers_and_files);
     tcase_add_test(tc, test_regression_gate);
+    tcase_add_test(tc, test_paper_section);
     tcase_add_test(tc, test_training_report);
     suite_add_tcase(s, tc);
     return s;
