@@ -51,34 +51,55 @@ int qb_defocus_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, cons
     float K[21 * 21];
     int sz = defocus_kernel(K, defocus_params[ctx->preset][sev - 1][0], defocus_params[ctx->preset][sev - 1][1]);
     int c = sz / 2, P = S + 2 * c;
-    /* non-zero span of each kernel row, so the mostly empty 17×17 grid costs only the disk */
-    int b0[21], b1[21];
+    /* taps over the non-zero span of each kernel row, in the row-major order of the sum */
+    int *toff = qbc_scratch(2, (size_t)sz * sz * sizeof(int));
+    double *tw = qbc_scratch(3, (size_t)sz * sz * sizeof(double));
+    if (!toff || !tw) return QB_EXIT_FAIL;
+    int nt = 0;
     for (int a = 0; a < sz; a++) {
-        b0[a] = sz, b1[a] = -1;
+        int b0 = sz, b1 = -1;
         for (int b = 0; b < sz; b++)
-            if (K[a * sz + b] != 0) { if (b < b0[a]) b0[a] = b; b1[a] = b; }
+            if (K[a * sz + b] != 0) { if (b < b0) b0 = b; b1 = b; }
+        for (int b = b0; b <= b1; b++) toff[nt] = a * P + b, tw[nt++] = K[a * sz + b];
     }
     /* f64 accumulation as before (an f32 sum moved 0.5 % of values by one against the reference:
      * flat regions land exactly on k/255) */
-    double *pad = qbc_scratch(0, (size_t)P * P * sizeof(double)), *acc = qbc_scratch(1, (size_t)S * sizeof(double));
-    if (!pad || !acc) return QB_EXIT_FAIL;
+    double *pad = qbc_scratch(0, (size_t)P * P * sizeof(double));
+    if (!pad) return QB_EXIT_FAIL;
     double lut[256];
     for (int v = 0; v < 256; v++) lut[v] = v / 255.0;
     for (int k = 0; k < 3; k++) {
         for (int y = 0; y < P; y++) {
-            const uint8_t *row = in + (size_t)qbc_reflect101(y - c, S) * S * 3;
-            for (int x = 0; x < P; x++) pad[(size_t)y * P + x] = lut[row[qbc_reflect101(x - c, S) * 3 + k]];
+            const uint8_t *row = in + (size_t)qbc_reflect101(y - c, S) * S * 3 + k;
+            double *pr = pad + (size_t)y * P;
+            for (int x = 0; x < c; x++)
+                pr[x] = lut[row[qbc_reflect101(x - c, S) * 3]], pr[c + S + x] = lut[row[qbc_reflect101(S + x, S) * 3]];
+            for (int x = 0; x < S; x++) pr[c + x] = lut[row[x * 3]];
         }
         for (int y = 0; y < S; y++) {
-            for (int x = 0; x < S; x++) acc[x] = 0;
-            for (int a = 0; a < sz; a++)
-                for (int b = b0[a]; b <= b1[a]; b++) {
-                    double w = K[a * sz + b];
-                    const double *src = pad + (size_t)(y + a) * P + b;
-#pragma omp simd
-                    for (int x = 0; x < S; x++) acc[x] += w * src[x];
+            const double *base = pad + (size_t)y * P;
+            uint8_t *o = out + (size_t)y * S * 3 + k;
+            int x = 0;
+            /* 32 outputs at a time, their sums in registers across all taps */
+            for (; x + 32 <= S; x += 32) {
+                qbc_v4d s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, s4 = {0}, s5 = {0}, s6 = {0}, s7 = {0};
+                for (int t = 0; t < nt; t++) {
+                    const double *src = base + toff[t] + x;
+                    double w = tw[t];
+                    s0 += w * qbc_ld4(src), s1 += w * qbc_ld4(src + 4), s2 += w * qbc_ld4(src + 8);
+                    s3 += w * qbc_ld4(src + 12), s4 += w * qbc_ld4(src + 16), s5 += w * qbc_ld4(src + 20);
+                    s6 += w * qbc_ld4(src + 24), s7 += w * qbc_ld4(src + 28);
                 }
-            for (int x = 0; x < S; x++) out[((size_t)y * S + x) * 3 + k] = qbc_out8(acc[x]);
+                double acc[32];
+                qbc_st4(acc, s0), qbc_st4(acc + 4, s1), qbc_st4(acc + 8, s2), qbc_st4(acc + 12, s3);
+                qbc_st4(acc + 16, s4), qbc_st4(acc + 20, s5), qbc_st4(acc + 24, s6), qbc_st4(acc + 28, s7);
+                for (int i = 0; i < 32; i++) o[(size_t)(x + i) * 3] = qbc_out8(acc[i]);
+            }
+            for (; x < S; x++) {
+                double acc = 0;
+                for (int t = 0; t < nt; t++) acc += tw[t] * base[toff[t] + x];
+                o[(size_t)x * 3] = qbc_out8(acc);
+            }
         }
     }
     return 0;
@@ -96,12 +117,9 @@ int qb_glass_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const 
     double sigma = glass_params[ctx->preset][sev - 1][0];
     int delta = (int)glass_params[ctx->preset][sev - 1][1], iters = (int)glass_params[ctx->preset][sev - 1][2];
     size_t n = (size_t)S * S * 3;
-    double *a = malloc(n * sizeof(double));
-    uint8_t *y = malloc(n);
-    if (!a || !y) { free(a), free(y); return qb_error(QB_EXIT_FAIL, "glass_blur: out of memory"); }
-    for (size_t i = 0; i < n; i++) a[i] = in[i] / 255.0;
-    int rc = qbc_gauss_f64(a, S, S, 3, sigma, 0, 4.0);
-    for (size_t i = 0; i < n && !rc; i++) y[i] = qbc_trunc8(a[i] * 255.0);
+    uint8_t *y = qbc_scratch(1, n);
+    if (!y) return QB_EXIT_FAIL;
+    int rc = qbc_gauss_u8(y, in, S, S, 3, sigma, 0, 4.0, 1);
     /* in-place copies (not swaps), descending order, offsets in [−δ, δ−1] */
     int span = S - 2 * delta;
     int *d = span > 0 ? qbc_scratch(0, (size_t)span * span * 2 * sizeof(int)) : NULL;
@@ -117,10 +135,7 @@ int qb_glass_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const 
                 dst[0] = src[0], dst[1] = src[1], dst[2] = src[2];
             }
     }
-    for (size_t i = 0; i < n && !rc; i++) a[i] = y[i] / 255.0;
-    if (!rc) rc = qbc_gauss_f64(a, S, S, 3, sigma, 0, 4.0);
-    for (size_t i = 0; i < n && !rc; i++) out[i] = qbc_out8(a[i]);
-    free(a), free(y);
+    if (!rc) rc = qbc_gauss_u8(out, y, S, S, 3, sigma, 0, 4.0, 0);
     return rc;
 }
 
@@ -145,25 +160,96 @@ static const double zoom_params[3][5][2] = {
     {{1.06, 0.01}, {1.11, 0.01}, {1.16, 0.01}, {1.21, 0.01}, {1.26, 0.01}},
     {{1.06, 0.01}, {1.11, 0.01}, {1.16, 0.01}, {1.21, 0.01}, {1.26, 0.01}}};
 
+/* One zoom of the stack: its geometry, per-value column tables (channel-expanded) and a cache of
+ * two crop rows gathered at the columns each output reads (ha: i0, hb: j0). */
+typedef struct {
+    int top, i0[512], j0[512], tag[2];
+    double f[512];
+    double *w0, *w1; /* S·3 column weights (1 − f, f) */
+    double *ha[2], *hb[2];
+} zoom_plan;
+
+/* Slot holding crop row `row` (gathered on a miss into the slot other than `keep`). */
+static int zoom_rows(zoom_plan *Z, const double *v, int S, int row, int keep, const double **ha, const double **hb) {
+    int s = Z->tag[0] == row ? 0 : Z->tag[1] == row ? 1 : -1;
+    if (s < 0) { /* rows only move down: the smaller tag is the stale one */
+        s = keep >= 0 ? 1 - keep : Z->tag[0] < Z->tag[1] ? 0 : 1;
+        Z->tag[s] = row;
+        const double *src = v + ((size_t)(Z->top + row) * S + Z->top) * 3;
+        double *a = Z->ha[s], *b = Z->hb[s];
+        /* 32-byte copies: the 4th value is overwritten by the next pixel (buffers padded) */
+        for (int x = 0; x < S; x++) {
+            memcpy(a + 3 * x, src + 3 * Z->i0[x], 4 * sizeof(double));
+            memcpy(b + 3 * x, src + 3 * Z->j0[x], 4 * sizeof(double));
+        }
+    }
+    *ha = Z->ha[s], *hb = Z->hb[s];
+    return s;
+}
+
+/* Each zoom's value is Σ (v·wy)·wx over the 2×2 footprint in f64, stored f32, then summed in f32
+ * in zoom order (scipy + the reference's loop). Done output row by output row over all zooms so
+ * the running sum stays in cache; gathered crop rows make the inner loop contiguous. */
 int qb_zoom_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
     (void)rng;
-    int S = ctx->S;
+    int S = ctx->S, S3 = S * 3;
+    if (S > 512) return qb_error(QB_EXIT_FAIL, "zoom_blur: image too large");
     double stop = zoom_params[ctx->preset][sev - 1][0], step = zoom_params[ctx->preset][sev - 1][1];
     int nz = (int)ceil((stop - 1.0) / step);
     double delta = (1.0 + step) - 1.0; /* NumPy's arange steps by (start + step) − start */
-    size_t n = (size_t)S * S * 3;
-    float *v = malloc(n * sizeof(float)), *acc = calloc(n, sizeof(float)), *z = malloc(n * sizeof(float));
-    if (!v || !acc || !z) { free(v), free(acc), free(z); return qb_error(QB_EXIT_FAIL, "zoom_blur: out of memory"); }
-    for (size_t i = 0; i < n; i++) v[i] = (float)(in[i] / 255.0);
-    int rc = 0;
-    for (int k = 0; k < nz && !rc; k++) {
-        rc = qbc_clipped_zoom_f32(z, v, S, 3, 1.0 + k * delta);
-        for (size_t i = 0; i < n; i++) acc[i] += z[i];
+    size_t n = (size_t)S * S3;
+    zoom_plan *Z = qbc_scratch(0, (size_t)nz * sizeof(zoom_plan));
+    double *wbuf = qbc_scratch(1, (size_t)nz * 2 * S3 * sizeof(double));
+    size_t hs = (size_t)S3 + 4; /* gathered row stride: room for the overhanging 4th float */
+    double *hbuf = qbc_scratch(2, (size_t)nz * 4 * hs * sizeof(double));
+    /* the image in f32 (the reference's array), held as doubles: converted once, not per use */
+    double *v = qbc_scratch(3, (n + 1) * sizeof(double));
+    float *acc = qbc_scratch(4, (size_t)S3 * sizeof(float));
+    if (!Z || !wbuf || !hbuf || !v || !acc) return QB_EXIT_FAIL;
+    float lut[256];
+    for (int i = 0; i < 256; i++) lut[i] = (float)(i / 255.0);
+    for (size_t i = 0; i < n; i++) v[i] = lut[in[i]];
+    v[n] = 0;
+    for (int k = 0; k < nz; k++) {
+        zoom_plan *P = &Z[k];
+        qbc_zoom_geom(S, 1.0 + k * delta, &P->top, P->i0, P->j0, P->f);
+        P->w0 = wbuf + (size_t)k * 2 * S3, P->w1 = P->w0 + S3;
+        for (int x = 0; x < S; x++)
+            for (int c = 0; c < 3; c++) P->w0[3 * x + c] = 1.0 - P->f[x], P->w1[3 * x + c] = P->f[x];
+        for (int s = 0; s < 2; s++) {
+            P->ha[s] = hbuf + ((size_t)k * 4 + 2 * s) * hs, P->hb[s] = P->ha[s] + hs;
+            P->tag[s] = -1 - s;
+        }
     }
     float den = (float)(nz + 1);
-    for (size_t i = 0; i < n && !rc; i++) out[i] = qbc_out8f((v[i] + acc[i]) / den);
-    free(v), free(acc), free(z);
-    return rc;
+    for (int y = 0; y < S; y++) {
+        for (int j = 0; j < S3; j++) acc[j] = 0;
+        for (int k = 0; k < nz; k++) {
+            zoom_plan *P = &Z[k];
+            const double *a0, *b0, *a1, *b1;
+            int s0 = zoom_rows(P, v, S, P->i0[y], -1, &a0, &b0);
+            zoom_rows(P, v, S, P->j0[y], s0, &a1, &b1);
+            double wy1 = P->f[y], wy0 = 1.0 - wy1;
+            const double *w0 = P->w0, *w1 = P->w1;
+#pragma omp simd
+            for (int j = 0; j < S3; j++) {
+                double t = a0[j] * wy0 * w0[j];
+                t += b0[j] * wy0 * w1[j];
+                t += a1[j] * wy1 * w0[j];
+                t += b1[j] * wy1 * w1[j];
+                acc[j] += (float)t;
+            }
+        }
+        const uint8_t *x = in + (size_t)y * S3;
+        uint8_t *o = out + (size_t)y * S3;
+#pragma omp simd
+        for (int j = 0; j < S3; j++) { /* qbc_out8f, vectorisable (no NaN here) */
+            float q = ((float)((int32_t)x[j] / 255.0) + acc[j]) / den; /* lut[x[j]], without a gather */
+            q = q < 0 ? 0 : q > 1 ? 1 : q;
+            o[j] = (uint8_t)(int)(q * 255.0f);
+        }
+    }
+    return 0;
 }
 
 /* ---------------- gaussian_blur ---------------- */
@@ -172,13 +258,5 @@ static const double gblur_sigma[3][5] = {{1, 2, 3, 4, 6}, {0.5, 0.75, 1, 1.25, 1
 
 int qb_gaussian_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
     (void)rng;
-    int S = ctx->S;
-    size_t n = (size_t)S * S * 3;
-    double *a = malloc(n * sizeof(double));
-    if (!a) return qb_error(QB_EXIT_FAIL, "gaussian_blur: out of memory");
-    for (size_t i = 0; i < n; i++) a[i] = in[i] / 255.0;
-    int rc = qbc_gauss_f64(a, S, S, 3, gblur_sigma[ctx->preset][sev - 1], 0, 4.0);
-    for (size_t i = 0; i < n && !rc; i++) out[i] = qbc_out8(a[i]);
-    free(a);
-    return rc;
+    return qbc_gauss_u8(out, in, ctx->S, ctx->S, 3, gblur_sigma[ctx->preset][sev - 1], 0, 4.0, 0);
 }

@@ -17,12 +17,16 @@ int qb_contrast(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb
     (void)rng;
     double c = contrast_c[ctx->preset][sev - 1];
     size_t n = (size_t)ctx->S * ctx->S;
-    double m[3] = {0, 0, 0};
+    double m[3] = {0, 0, 0}, lut[256];
+    for (int v = 0; v < 256; v++) lut[v] = v / 255.0;
     for (size_t p = 0; p < n; p++)
-        for (int k = 0; k < 3; k++) m[k] += in[3 * p + k] / 255.0;
+        for (int k = 0; k < 3; k++) m[k] += lut[in[3 * p + k]];
     for (int k = 0; k < 3; k++) m[k] /= (double)n;
+    uint8_t o8[3][256]; /* the output depends only on (channel, value) */
+    for (int k = 0; k < 3; k++)
+        for (int v = 0; v < 256; v++) o8[k][v] = qbc_out8((lut[v] - m[k]) * c + m[k]);
     for (size_t p = 0; p < n; p++)
-        for (int k = 0; k < 3; k++) out[3 * p + k] = qbc_out8((in[3 * p + k] / 255.0 - m[k]) * c + m[k]);
+        for (int k = 0; k < 3; k++) out[3 * p + k] = o8[k][in[3 * p + k]];
     return 0;
 }
 
@@ -40,12 +44,15 @@ int qb_elastic_transform(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng,
     const double *mu = elastic_mult[ctx->preset][sev - 1];
     double alpha = base * mu[0], sigma = base * mu[1], aff = base * mu[2];
     size_t n = (size_t)S * S;
-    float *v = malloc(n * 3 * sizeof(float)), *w = malloc(n * 3 * sizeof(float));
-    float *dxf = malloc(n * sizeof(float)), *dyf = malloc(n * sizeof(float));
-    double *U = malloc(n * sizeof(double));
+    /* per-thread scratch (slots 0–3; the Gaussian uses 4, 6 and 7): no page faults per call */
+    float *v = qbc_scratch(0, n * 3 * sizeof(float)), *w = qbc_scratch(1, n * 3 * sizeof(float));
+    float *dxf = qbc_scratch(2, n * 2 * sizeof(float)), *dyf = dxf ? dxf + n : NULL;
+    double *U = qbc_scratch(3, n * sizeof(double));
+    if (!v || !w || !dxf || !U) return QB_EXIT_FAIL;
     int rc = 0;
-    if (!v || !w || !dxf || !dyf || !U) { rc = qb_error(QB_EXIT_FAIL, "elastic_transform: out of memory"); goto done; }
-    for (size_t i = 0; i < n * 3; i++) v[i] = (float)in[i] / 255.0f;
+    float lut[256];
+    for (int i = 0; i < 256; i++) lut[i] = (float)i / 255.0f;
+    for (size_t i = 0; i < n * 3; i++) v[i] = lut[in[i]];
     /* random affine on three points around the centre */
     float cs = (float)(S / 2), q = (float)(S / 3);
     float p1[6] = {cs + q, cs + q, cs + q, cs - q, cs - q, cs - q}, p2[6];
@@ -61,44 +68,87 @@ int qb_elastic_transform(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng,
         rc = qbc_gauss_f64(U, S, S, 1, sigma, 1, 3.0);
         for (size_t i = 0; i < n; i++) d[i] = (float)(U[i] * alpha);
     }
-    if (rc) goto done;
-    /* map_coordinates(order=1, mode='reflect') at (i + dy, j + dx) */
-    for (int i = 0; i < S; i++)
+    if (rc) return rc;
+    /* map_coordinates(order=1, mode='reflect') at (i + dy, j + dx): per row, the corner offsets
+     * and fractions first (the reflections branch), then the blend */
+    int *o4 = qbc_scratch(4, (size_t)S * 4 * sizeof(int));
+    double *tt = qbc_scratch(5, (size_t)S * 2 * sizeof(double));
+    if (!o4 || !tt) return QB_EXIT_FAIL;
+    int *o00 = o4, *o01 = o4 + S, *o10 = o4 + 2 * S, *o11 = o4 + 3 * S;
+    double *TR = tt, *TC = tt + S;
+    for (int i = 0; i < S; i++) {
         for (int j = 0; j < S; j++) {
             double r = (double)i + (double)dyf[(size_t)i * S + j], c = (double)j + (double)dxf[(size_t)i * S + j];
             double rf = floor(r), cf = floor(c);
-            double tr = r - rf, tc = c - cf;
+            TR[j] = r - rf, TC[j] = c - cf;
             int r0 = qbc_reflect((int)rf, S), r1 = qbc_reflect((int)rf + 1, S);
             int c0 = qbc_reflect((int)cf, S), c1 = qbc_reflect((int)cf + 1, S);
+            o00[j] = (r0 * S + c0) * 3, o01[j] = (r0 * S + c1) * 3, o10[j] = (r1 * S + c0) * 3, o11[j] = (r1 * S + c1) * 3;
+        }
+        for (int j = 0; j < S; j++) { /* scalar: AVX2 gathers were slower here */
+            double tr = TR[j], tc = TC[j];
             for (int k = 0; k < 3; k++) {
-                double t = (double)w[((size_t)r0 * S + c0) * 3 + k] * (1 - tr) * (1 - tc);
-                t += (double)w[((size_t)r0 * S + c1) * 3 + k] * (1 - tr) * tc;
-                t += (double)w[((size_t)r1 * S + c0) * 3 + k] * tr * (1 - tc);
-                t += (double)w[((size_t)r1 * S + c1) * 3 + k] * tr * tc;
+                double t = (double)w[o00[j] + k] * (1 - tr) * (1 - tc);
+                t += (double)w[o01[j] + k] * (1 - tr) * tc;
+                t += (double)w[o10[j] + k] * tr * (1 - tc);
+                t += (double)w[o11[j] + k] * tr * tc;
                 out[((size_t)i * S + j) * 3 + k] = qbc_out8f((float)t);
             }
         }
-done:
-    free(v), free(w), free(dxf), free(dyf), free(U);
-    return rc;
+    }
+    return 0;
 }
 
 /* ---------------- pixelate ---------------- */
 
 static const double pixelate_c[3][5] = {{0.6, 0.5, 0.4, 0.3, 0.25}, {0.9, 0.8, 0.7, 0.6, 0.5}, {0.95, 0.9, 0.85, 0.75, 0.65}};
 
+/* qb_resize(…, QB_INTERP_BOX) of a square RGB8 image (Pillow's two passes, horizontal into a
+ * uint8 intermediate, then vertical, 22-bit fixed point on the same coefficient table) into
+ * caller buffers: tmp in·out·3 bytes, acc out·3 ints. Integer sums, so the same bytes. */
+static int box_resize(uint8_t *dst, const uint8_t *src, int in, int out, uint8_t *tmp, int32_t *acc) {
+    if (in == out) { memcpy(dst, src, (size_t)in * in * 3); return 0; }
+    int *bd;
+    int32_t *kk;
+    int ks = qb_resize_coeffs(in, out, QB_INTERP_BOX, &bd, &kk);
+    if (!ks) return QB_EXIT_FAIL;
+    const int32_t half = 1 << 21;
+#define CLIP22(a) ((a) >> 22 < 0 ? 0 : (a) >> 22 > 255 ? 255 : (uint8_t)((a) >> 22))
+    for (int y = 0; y < in; y++) {
+        const uint8_t *s = src + (size_t)y * in * 3;
+        uint8_t *d = tmp + (size_t)y * out * 3;
+        for (int x = 0; x < out; x++) {
+            const uint8_t *p = s + (size_t)bd[2 * x] * 3;
+            const int32_t *k = kk + (size_t)x * ks;
+            int32_t a0 = half, a1 = half, a2 = half;
+            for (int t = 0; t < bd[2 * x + 1]; t++) a0 += p[3 * t] * k[t], a1 += p[3 * t + 1] * k[t], a2 += p[3 * t + 2] * k[t];
+            d[3 * x] = CLIP22(a0), d[3 * x + 1] = CLIP22(a1), d[3 * x + 2] = CLIP22(a2);
+        }
+    }
+    size_t w3 = (size_t)out * 3;
+    for (int y = 0; y < out; y++) {
+        const int32_t *k = kk + (size_t)y * ks;
+        for (size_t i = 0; i < w3; i++) acc[i] = half;
+        for (int t = 0; t < bd[2 * y + 1]; t++) {
+            const uint8_t *s = tmp + (size_t)(bd[2 * y] + t) * w3;
+            for (size_t i = 0; i < w3; i++) acc[i] += s[i] * k[t];
+        }
+        for (size_t i = 0; i < w3; i++) dst[(size_t)y * w3 + i] = CLIP22(acc[i]);
+    }
+#undef CLIP22
+    free(bd), free(kk);
+    return 0;
+}
+
 int qb_pixelate(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
     (void)rng;
     int S = ctx->S, m = (int)(S * pixelate_c[ctx->preset][sev - 1]);
-    qb_image src = {S, S, (uint8_t *)in}, small, big;
-    int rc = qb_resize(&small, &src, m, m, QB_INTERP_BOX);
-    if (rc) return rc;
-    rc = qb_resize(&big, &small, S, S, QB_INTERP_BOX);
-    qb_image_free(&small);
-    if (rc) return rc;
-    memcpy(out, big.rgb, (size_t)S * S * 3);
-    qb_image_free(&big);
-    return 0;
+    /* scratch: small image, the intermediate of each pass, the vertical sums */
+    uint8_t *small = qbc_scratch(0, (size_t)m * m * 3), *tmp = qbc_scratch(1, (size_t)S * S * 3);
+    int32_t *acc = qbc_scratch(2, (size_t)S * 3 * sizeof(int32_t));
+    if (!small || !tmp || !acc) return QB_EXIT_FAIL;
+    int rc = box_resize(small, in, S, m, tmp, acc);
+    return rc ? rc : box_resize(out, small, m, S, tmp, acc);
 }
 
 /* ---------------- JPEG through libjpeg ---------------- */
@@ -203,14 +253,25 @@ static const double saturate_params[3][5][2] = {
 int qb_saturate(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
     (void)rng;
     double mult = saturate_params[ctx->preset][sev - 1][0], add = saturate_params[ctx->preset][sev - 1][1];
-    size_t n = (size_t)ctx->S * ctx->S;
-    for (size_t p = 0; p < n; p++) {
-        double rgb[3] = {in[3 * p] / 255.0, in[3 * p + 1] / 255.0, in[3 * p + 2] / 255.0}, hsv[3];
-        qbc_rgb2hsv(rgb, hsv);
-        double s = hsv[1] * mult + add;
-        hsv[1] = s < 0 ? 0 : s > 1 ? 1 : s;
-        qbc_hsv2rgb(hsv, rgb);
-        for (int k = 0; k < 3; k++) out[3 * p + k] = qbc_out8(rgb[k]);
+    int S = ctx->S;
+    double *pl = qbc_scratch(0, (size_t)6 * S * sizeof(double)); /* one row as r, g, b, h, s, v planes */
+    if (!pl) return QB_EXIT_FAIL;
+    double *r = pl, *g = r + S, *b = g + S, *h = b + S, *s = h + S, *v = s + S;
+    double lut[256];
+    for (int i = 0; i < 256; i++) lut[i] = i / 255.0;
+    for (int y = 0; y < S; y++) {
+        const uint8_t *x = in + (size_t)y * S * 3;
+        uint8_t *o = out + (size_t)y * S * 3;
+        for (int j = 0; j < S; j++) r[j] = lut[x[3 * j]], g[j] = lut[x[3 * j + 1]], b[j] = lut[x[3 * j + 2]];
+        qbc_rgb2hsv_row(h, s, v, r, g, b, S);
+#pragma omp simd
+        for (int j = 0; j < S; j++) {
+            double t = s[j] * mult + add;
+            s[j] = t < 0 ? 0 : t > 1 ? 1 : t;
+        }
+        qbc_hsv2rgb_row(r, g, b, h, s, v, S);
+#pragma omp simd
+        for (int j = 0; j < S; j++) o[3 * j] = qbc_out8n(r[j]), o[3 * j + 1] = qbc_out8n(g[j]), o[3 * j + 2] = qbc_out8n(b[j]);
     }
     return 0;
 }

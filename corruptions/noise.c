@@ -10,14 +10,21 @@ static const double impulse_amount[3][5] = {
 static const double speckle_sigma[3][5] = {
     {0.15, 0.2, 0.35, 0.45, 0.6}, {0.15, 0.2, 0.25, 0.3, 0.35}, {0.06, 0.1, 0.12, 0.16, 0.2}};
 
-/* Noise is drawn in bulk into a per-thread buffer, in the order the reference draws it. */
+/* Noise is drawn in bulk, in the order the reference draws it, a cache-sized chunk at a time
+ * (consecutive bulk calls continue the same stream). */
+#define NOISE_CHUNK 1024
 int qb_gaussian_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
     double s = gaussian_sigma[ctx->preset][sev - 1];
     size_t n = (size_t)ctx->S * ctx->S * 3;
-    double *z = qbc_scratch(0, n * sizeof(double));
-    if (!z) return QB_EXIT_FAIL;
-    qbc_normals(rng, z, n);
-    for (size_t i = 0; i < n; i++) out[i] = qbc_out8(in[i] / 255.0 + s * z[i]);
+    double z[NOISE_CHUNK];
+    for (size_t i0 = 0; i0 < n; i0 += NOISE_CHUNK) {
+        size_t m = n - i0 < NOISE_CHUNK ? n - i0 : NOISE_CHUNK;
+        qbc_normals(rng, z, m);
+        const uint8_t *x = in + i0;
+        uint8_t *o = out + i0;
+#pragma omp simd
+        for (size_t j = 0; j < m; j++) o[j] = qbc_out8n(x[j] / 255.0 + s * z[j]);
+    }
     return 0;
 }
 
@@ -45,7 +52,9 @@ int qb_shot_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const 
     double *u = qbc_scratch(0, 256 * sizeof(double));
     if (!cdf || !guide || !u) return QB_EXIT_FAIL;
     uint16_t *gd = (uint16_t *)guide;
-    uint8_t have[256] = {0};
+    uint8_t have[256] = {0}, *o8 = qbc_scratch(3, (size_t)maxlen);
+    if (!o8) return QB_EXIT_FAIL;
+    for (int k = 0; k < maxlen; k++) o8[k] = qbc_out8((double)k / c); /* the output of count k */
     for (size_t i0 = 0; i0 < n; i0 += 256) {
         size_t m = n - i0 < 256 ? n - i0 : 256;
         qbc_uniforms(rng, u, m);
@@ -73,7 +82,7 @@ int qb_shot_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const 
             double x = u[j];
             int k = G[(int)(x * SHOT_GUIDE)];
             while (F[k] <= x) k++;
-            out[i0 + j] = qbc_out8((double)k / c);
+            out[i0 + j] = o8[k];
         }
     }
     return 0;
@@ -86,11 +95,13 @@ int qb_impulse_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, con
     double *u = qbc_scratch(0, n * sizeof(double));
     if (!u) return QB_EXIT_FAIL;
     qbc_uniforms(rng, u, n);
+#pragma omp simd
     for (size_t i = 0; i < n; i++) out[i] = u[i] < a; /* flipped */
     qbc_uniforms(rng, u, n);
+#pragma omp simd
     for (size_t i = 0; i < n; i++) {
-        int salted = u[i] < 0.5;
-        out[i] = out[i] ? (salted ? 255 : 0) : in[i];
+        uint8_t salted = u[i] < 0.5 ? 255 : 0;
+        out[i] = out[i] ? salted : in[i];
     }
     return 0;
 }
@@ -98,12 +109,17 @@ int qb_impulse_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, con
 int qb_speckle_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
     double s = speckle_sigma[ctx->preset][sev - 1];
     size_t n = (size_t)ctx->S * ctx->S * 3;
-    double *z = qbc_scratch(0, n * sizeof(double));
-    if (!z) return QB_EXIT_FAIL;
-    qbc_normals(rng, z, n);
-    for (size_t i = 0; i < n; i++) {
-        double u = in[i] / 255.0;
-        out[i] = qbc_out8(u + u * (s * z[i]));
+    double z[NOISE_CHUNK];
+    for (size_t i0 = 0; i0 < n; i0 += NOISE_CHUNK) {
+        size_t m = n - i0 < NOISE_CHUNK ? n - i0 : NOISE_CHUNK;
+        qbc_normals(rng, z, m);
+        const uint8_t *x = in + i0;
+        uint8_t *o = out + i0;
+#pragma omp simd
+        for (size_t j = 0; j < m; j++) {
+            double u = x[j] / 255.0;
+            o[j] = qbc_out8n(u + u * (s * z[j]));
+        }
     }
     return 0;
 }

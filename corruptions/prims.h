@@ -3,16 +3,24 @@
 #ifndef QB_CORRUPTIONS_PRIMS_H
 #define QB_CORRUPTIONS_PRIMS_H
 #include "corruptions.h"
+#include <math.h>
+#include <string.h>
 
 /* P1: scipy.ndimage.gaussian_filter over axes 0 and 1 of an (h, w, c) interleaved array,
  * channels independent. reflect = 0: mode 'nearest'; 1: SciPy 'reflect'. f64 and f32 flavours
  * (f32 stores each pass's result in f32, as SciPy does). */
 int qbc_gauss_f64(double *a, int h, int w, int c, double sigma, int reflect, double truncate);
 int qbc_gauss_f32(float *a, int h, int w, int c, double sigma, int reflect, double truncate);
+/* The f64 flavour on u = in/255 (uint8), written as qbc_out8(·) (mode 0) or qbc_trunc8(255·)
+ * (mode 1). out != in. */
+int qbc_gauss_u8(uint8_t *out, const uint8_t *in, int h, int w, int c, double sigma, int reflect, double truncate,
+                 int mode);
 
-/* P5: clipped_zoom of an S×S×c array by factor z (scipy zoom order 1, corner aligned). */
+/* P5: clipped_zoom of an S×S×c array by factor z (scipy zoom order 1, corner aligned).
+ * qbc_zoom_geom: crop offset `top`, and per output index o (S ≤ 512) the two crop samples
+ * i0[o], j0[o] and the weight f[o] of j0; returns the crop side. */
+int qbc_zoom_geom(int S, double z, int *top, int *i0, int *j0, double *f);
 int qbc_clipped_zoom_f64(double *out, const double *in, int S, int c, double z);
-int qbc_clipped_zoom_f32(float *out, const float *in, int S, int c, double z);
 
 /* P6: ImageMagick motion blur of an 8-bit (h, w, c) image. */
 int qbc_motion_blur_u8(uint8_t *out, const uint8_t *in, int h, int w, int c, double radius, double sigma,
@@ -21,9 +29,11 @@ int qbc_motion_blur_u8(uint8_t *out, const uint8_t *in, int h, int w, int c, dou
 /* P7: plasma fractal N×N (N power of two) with decay d, values in [0, 1]. */
 void qbc_plasma(double *a, int N, double decay, qb_crng *rng);
 
-/* P8: scikit-image rgb2hsv / hsv2rgb on one pixel (f64). */
-void qbc_rgb2hsv(const double rgb[3], double hsv[3]);
-void qbc_hsv2rgb(const double hsv[3], double rgb[3]);
+
+/* P8: scikit-image rgb2hsv / hsv2rgb (f64) over n pixels held as planes (r, g, b) ↔ (h, s, v),
+ * written with selects so the loops vectorise. hsv2rgb expects h in [0, 1], as rgb2hsv gives. */
+void qbc_rgb2hsv_row(double *h, double *s, double *v, const double *r, const double *g, const double *b, int n);
+void qbc_hsv2rgb_row(double *r, double *g, double *b, const double *h, const double *s, const double *v, int n);
 
 /* P11: OpenCV warpAffine(INTER_LINEAR, BORDER_REFLECT_101) of an S×S×3 f32 image with the
  * forward affine A (2×3) — inverted internally, 1/32-pixel fixed-point mapping. */
@@ -37,7 +47,7 @@ void qbc_distance_transform(float *out, const uint8_t *in, int h, int w);
 void qbc_blur3_f32(float *out, const float *in, int h, int w);
 void qbc_blur3_u8(uint8_t *out, const uint8_t *in, int h, int w);
 void qbc_equalize_hist(uint8_t *out, const uint8_t *in, int n);
-void qbc_filter2d_u8_3x3(uint8_t *out, const uint8_t *in, int h, int w, const double k[9]);
+void qbc_filter2d_u8_3x3(uint8_t *out, const uint8_t *in, int h, int w, const int k[9]);
 
 /* ---- bulk random draws and scratch (crng.c, prims.c) ---- */
 /* n draws in stream order. NumPy source: exactly n calls of qb_crng_uniform / qb_crng_randint /
@@ -55,6 +65,8 @@ long qbc_poisson_draw(qb_crng *r, const qbc_poisson *P);
 /* A per-thread buffer of at least `bytes` (64-byte aligned), reused by later calls on the same
  * thread with the same slot (0..QBC_SCRATCH_SLOTS−1); contents are not preserved across calls
  * that grow it. NULL after qb_error on allocation failure. Freed when the thread exits. */
+/* Slots in use: a corruption's own buffers 0–3 (it holds them across its calls below); canny 3,
+ * distance transform 4, folded Gaussian 4, motion blur 5, Gaussian 6 and 7. */
 #define QBC_SCRATCH_SLOTS 8
 void *qbc_scratch(int slot, size_t bytes);
 
@@ -70,11 +82,24 @@ static inline uint8_t qbc_out8(double v) {
     v = v < 0 ? 0 : v > 1 ? 1 : v;
     return (uint8_t)(v * 255.0);
 }
+/* qbc_out8 for values known not to be NaN, in a form loops can vectorise (same result). */
+static inline uint8_t qbc_out8n(double v) {
+    v = v < 0 ? 0 : v > 1 ? 1 : v;
+    return (uint8_t)(int32_t)(v * 255.0);
+}
 static inline uint8_t qbc_out8f(float v) {
     v = v < 0 ? 0 : v > 1 ? 1 : v;
     return (uint8_t)(v * 255.0f);
 }
+/* Four doubles in a register (GCC/Clang vector extension; AVX2 with -march=native, plain code
+ * elsewhere): lets the hot filters keep their running sums in registers. Element-wise +, *
+ * round exactly like the scalar operations (no contraction under -std=c11). */
+typedef double qbc_v4d __attribute__((vector_size(32)));
+static inline qbc_v4d qbc_ld4(const double *p) { qbc_v4d v; memcpy(&v, p, sizeof v); return v; }
+static inline void qbc_st4(double *p, qbc_v4d v) { memcpy(p, &v, sizeof v); }
+
 static inline int qbc_reflect101(int i, int n) {
+    if ((unsigned)i < (unsigned)n) return i; /* the common case, without the division */
     if (n == 1) return 0;
     int p = 2 * n - 2;
     i %= p;
@@ -82,6 +107,7 @@ static inline int qbc_reflect101(int i, int n) {
     return i < n ? i : p - i;
 }
 static inline int qbc_reflect(int i, int n) {
+    if ((unsigned)i < (unsigned)n) return i;
     int p = 2 * n;
     i %= p;
     if (i < 0) i += p;

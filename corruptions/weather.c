@@ -19,9 +19,10 @@ int qb_snow(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_cor
     const double *c = snow_params[ctx->preset][sev - 1];
     int S = ctx->S;
     size_t n = (size_t)S * S;
-    double *layer = calloc(n, sizeof(double)), *Z = malloc(n * sizeof(double)); /* calloc: quiets a false -Wmaybe-uninitialized */
-    uint8_t *N8 = malloc(n), *L8 = malloc(n);
-    if (!layer || !Z || !N8 || !L8) { free(layer), free(Z), free(N8), free(L8); return qb_error(QB_EXIT_FAIL, "snow: out of memory"); }
+    /* per-thread scratch (slots 0–2; motion blur uses 5) */
+    double *layer = qbc_scratch(0, n * sizeof(double)), *Z = qbc_scratch(1, n * sizeof(double));
+    uint8_t *N8 = qbc_scratch(2, 2 * n), *L8 = N8 ? N8 + n : NULL;
+    if (!layer || !Z || !N8) return QB_EXIT_FAIL;
     qbc_normals(rng, layer, n);
     for (size_t i = 0; i < n; i++) layer[i] = c[0] + c[1] * layer[i];
     int rc = qbc_clipped_zoom_f64(Z, layer, S, 1, c[2]);
@@ -34,20 +35,23 @@ int qb_snow(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_cor
     if (!rc) rc = qbc_motion_blur_u8(L8, N8, S, S, 1, c[4], c[5], angle);
     if (!rc) {
         float blend = (float)c[6], rest = (float)(1.0 - c[6]);
-        for (int i = 0; i < S; i++)
-            for (int j = 0; j < S; j++) {
-                const uint8_t *p = in + ((size_t)i * S + j) * 3;
-                float v[3] = {(float)(p[0] / 255.0), (float)(p[1] / 255.0), (float)(p[2] / 255.0)};
-                float g = v[0] * 0.299f + v[1] * 0.587f + v[2] * 0.114f;
+        for (int i = 0; i < S; i++) {
+            const uint8_t *p = in + (size_t)i * S * 3, *l1 = L8 + (size_t)i * S, *l2 = L8 + (size_t)(S - 1 - i) * S;
+            uint8_t *o = out + (size_t)i * S * 3;
+#pragma omp simd
+            for (int j = 0; j < S; j++) { /* branch-free, vectorised: same operations per value */
+                float v0 = (float)(p[3 * j] / 255.0), v1 = (float)(p[3 * j + 1] / 255.0), v2 = (float)(p[3 * j + 2] / 255.0);
+                float g = v0 * 0.299f + v1 * 0.587f + v2 * 0.114f;
                 float hi = g * 1.5f + 0.5f;
-                double L1 = L8[(size_t)i * S + j] / 255.0, L2 = L8[(size_t)(S - 1 - i) * S + (S - 1 - j)] / 255.0;
-                for (int k = 0; k < 3; k++) {
-                    float vv = blend * v[k] + rest * (v[k] > hi ? v[k] : hi);
-                    out[((size_t)i * S + j) * 3 + k] = qbc_out8(((double)vv + L1) + L2);
-                }
+                double L = l1[j] / 255.0, L2 = l2[S - 1 - j] / 255.0;
+                float w0 = blend * v0 + rest * (v0 > hi ? v0 : hi), w1 = blend * v1 + rest * (v1 > hi ? v1 : hi);
+                float w2 = blend * v2 + rest * (v2 > hi ? v2 : hi);
+                o[3 * j] = qbc_out8n(((double)w0 + L) + L2);
+                o[3 * j + 1] = qbc_out8n(((double)w1 + L) + L2);
+                o[3 * j + 2] = qbc_out8n(((double)w2 + L) + L2);
             }
+        }
     }
-    free(layer), free(Z), free(N8), free(L8);
     return rc;
 }
 
@@ -147,13 +151,16 @@ int qb_frost_corrupt(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, con
     int idx = (int)qb_crng_randint(rng, 0, 5);
     const qb_frost *f = ctx->frost;
     int r0 = (int)qb_crng_randint(rng, 0, f->h[idx] - S), c0 = (int)qb_crng_randint(rng, 0, f->w[idx] - S);
-    for (int i = 0; i < S; i++)
-        for (int j = 0; j < S; j++)
-            for (int k = 0; k < 3; k++) {
-                double v = c[0] * in[((size_t)i * S + j) * 3 + k] +
-                           c[1] * f->rgb[idx][((size_t)(r0 + i) * f->w[idx] + (c0 + j)) * 3 + k];
-                out[((size_t)i * S + j) * 3 + k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-            }
+    double a[256], b[256]; /* the two products, per 8-bit value */
+    for (int v = 0; v < 256; v++) a[v] = c[0] * v, b[v] = c[1] * v;
+    for (int i = 0; i < S; i++) {
+        const uint8_t *x = in + (size_t)i * S * 3, *t = f->rgb[idx] + ((size_t)(r0 + i) * f->w[idx] + c0) * 3;
+        uint8_t *o = out + (size_t)i * S * 3;
+        for (int j = 0; j < 3 * S; j++) {
+            double v = a[x[j]] + b[t[j]];
+            o[j] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+    }
     return 0;
 }
 
@@ -167,20 +174,22 @@ static const double fog_params[3][5][2] = {
 int qb_fog(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
     const double *c = fog_params[ctx->preset][sev - 1];
     int S = ctx->S, N = ctx->preset == QB_PRESET_IMAGENET ? 256 : S;
-    double *F = malloc((size_t)N * N * sizeof(double));
-    if (!F) return qb_error(QB_EXIT_FAIL, "fog: out of memory");
+    double *F = qbc_scratch(0, (size_t)N * N * sizeof(double));
+    double *Fr = qbc_scratch(1, (size_t)S * 3 * sizeof(double)); /* one row of c·F, repeated per channel */
+    if (!F || !Fr) return QB_EXIT_FAIL;
     size_t n = (size_t)S * S * 3;
     uint8_t mx8 = 0;
     for (size_t i = 0; i < n; i++) if (in[i] > mx8) mx8 = in[i];
     double M = mx8 / 255.0;
     qbc_plasma(F, N, c[1], rng);
-    for (int i = 0; i < S; i++)
-        for (int j = 0; j < S; j++)
-            for (int k = 0; k < 3; k++) {
-                double u = in[((size_t)i * S + j) * 3 + k] / 255.0 + c[0] * F[(size_t)i * N + j];
-                out[((size_t)i * S + j) * 3 + k] = qbc_out8(u * M / (M + c[0]));
-            }
-    free(F);
+    double den = M + c[0];
+    for (int i = 0; i < S; i++) {
+        for (int j = 0; j < S; j++) Fr[3 * j] = Fr[3 * j + 1] = Fr[3 * j + 2] = c[0] * F[(size_t)i * N + j];
+        const uint8_t *x = in + (size_t)i * S * 3;
+        uint8_t *o = out + (size_t)i * S * 3;
+#pragma omp simd
+        for (int j = 0; j < 3 * S; j++) o[j] = qbc_out8n((x[j] / 255.0 + Fr[j]) * M / den);
+    }
     return 0;
 }
 
@@ -191,14 +200,25 @@ static const double brightness_c[3][5] = {{0.1, 0.2, 0.3, 0.4, 0.5}, {0.1, 0.2, 
 int qb_brightness(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
     (void)rng;
     double c = brightness_c[ctx->preset][sev - 1];
-    size_t n = (size_t)ctx->S * ctx->S;
-    for (size_t p = 0; p < n; p++) {
-        double rgb[3] = {in[3 * p] / 255.0, in[3 * p + 1] / 255.0, in[3 * p + 2] / 255.0}, hsv[3];
-        qbc_rgb2hsv(rgb, hsv);
-        double v = hsv[2] + c;
-        hsv[2] = v < 0 ? 0 : v > 1 ? 1 : v;
-        qbc_hsv2rgb(hsv, rgb);
-        for (int k = 0; k < 3; k++) out[3 * p + k] = qbc_out8(rgb[k]);
+    int S = ctx->S;
+    double *pl = qbc_scratch(0, (size_t)6 * S * sizeof(double)); /* one row as r, g, b, h, s, v planes */
+    if (!pl) return QB_EXIT_FAIL;
+    double *r = pl, *g = r + S, *b = g + S, *h = b + S, *s = h + S, *v = s + S;
+    double lut[256];
+    for (int i = 0; i < 256; i++) lut[i] = i / 255.0;
+    for (int y = 0; y < S; y++) {
+        const uint8_t *x = in + (size_t)y * S * 3;
+        uint8_t *o = out + (size_t)y * S * 3;
+        for (int j = 0; j < S; j++) r[j] = lut[x[3 * j]], g[j] = lut[x[3 * j + 1]], b[j] = lut[x[3 * j + 2]];
+        qbc_rgb2hsv_row(h, s, v, r, g, b, S);
+#pragma omp simd
+        for (int j = 0; j < S; j++) {
+            double t = v[j] + c;
+            v[j] = t < 0 ? 0 : t > 1 ? 1 : t;
+        }
+        qbc_hsv2rgb_row(r, g, b, h, s, v, S);
+#pragma omp simd
+        for (int j = 0; j < S; j++) o[3 * j] = qbc_out8n(r[j]), o[3 * j + 1] = qbc_out8n(g[j]), o[3 * j + 2] = qbc_out8n(b[j]);
     }
     return 0;
 }
@@ -217,11 +237,12 @@ int qb_spatter(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_
     const double *c = spatter_params[ctx->preset][sev - 1];
     int S = ctx->S;
     size_t n = (size_t)S * S;
-    double *Lq = malloc(n * sizeof(double));
-    float *fa = malloc(n * sizeof(float)), *fb = malloc(n * sizeof(float));
-    uint8_t *L8 = malloc(n), *u1 = malloc(n), *u2 = malloc(n);
+    /* per-thread scratch 0–2 (canny uses 3, the distance transform 4, the Gaussian 6 and 7) */
+    double *Lq = qbc_scratch(0, n * sizeof(double));
+    float *fa = qbc_scratch(1, 2 * n * sizeof(float)), *fb = fa ? fa + n : NULL;
+    uint8_t *L8 = qbc_scratch(2, 3 * n), *u1 = L8 ? L8 + n : NULL, *u2 = L8 ? L8 + 2 * n : NULL;
     int rc = 0;
-    if (!Lq || !fa || !fb || !L8 || !u1 || !u2) { rc = qb_error(QB_EXIT_FAIL, "spatter: out of memory"); goto done; }
+    if (!Lq || !fa || !L8) return QB_EXIT_FAIL;
     qbc_normals(rng, Lq, n);
     for (size_t i = 0; i < n; i++) Lq[i] = c[0] + c[1] * Lq[i];
     if ((rc = qbc_gauss_f64(Lq, S, S, 1, c[2], 0, 4.0))) goto done;
@@ -235,7 +256,7 @@ int qb_spatter(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_
         qbc_blur3_f32(fb, fa, S, S);
         for (size_t i = 0; i < n; i++) u1[i] = (uint8_t)fb[i];
         qbc_equalize_hist(u2, u1, (int)n);
-        static const double ker[9] = {-2, -1, 0, -1, 1, 1, 0, 1, 2};
+        static const int ker[9] = {-2, -1, 0, -1, 1, 1, 0, 1, 2};
         qbc_filter2d_u8_3x3(u1, u2, S, S, ker);
         qbc_blur3_u8(u2, u1, S, S);
         float mx = 0;
@@ -265,6 +286,5 @@ int qb_spatter(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_
         }
     }
 done:
-    free(Lq), free(fa), free(fb), free(L8), free(u1), free(u2);
     return rc;
 }
