@@ -369,6 +369,11 @@ int qb_image_save_png(const qb_image *img, const char *path) {
         return qb_error(QB_EXIT_IO, "%s: cannot write PNG: %s", path, ctx.msg[0] ? ctx.msg : "out of memory");
     }
     png_init_io(png, f);
+    /* zlib level 3 and the Paeth filter alone: ~3x faster than libpng's defaults (level 6, all
+     * filters tried per row) for ~5 % larger files; still lossless. Corrupted-tree generation
+     * writes 95 PNGs per image, where the encoder dominated. */
+    png_set_compression_level(png, 3);
+    png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_PAETH);
     png_set_IHDR(png, info, (png_uint_32)img->w, (png_uint_32)img->h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
