@@ -45,11 +45,87 @@ static int defocus_kernel(float *K, double radius, double alias) {
     return sz;
 }
 
+/* filter2D with K = GaussianBlur(disk) when the blurred disk stays inside the kernel array (so the
+ * reflection inside it never acts): K = G∗D exactly, and correlating with K is correlating with the
+ * binary disk D (integer row-segment sums from prefix sums: exact) and then with the separable 3×3
+ * or 5×5 G (f64), all on the image padded once with REFLECT_101 (the composed kernel's borders).
+ * K's f32 taps differ from G∗D/count by ~1e−8 relative; the result is scaled by ΣK/Σ(G∗D) so flat
+ * regions, which the reference puts at v·ΣK just off k/255, land on the same side. */
+static int defocus_composed(uint8_t *out, const uint8_t *in, int S, const float *K, int sz, double radius,
+                            double alias) {
+    int L = sz / 2, ks = radius <= 8 ? 3 : 5, kr = ks / 2, e[21], rd = 0, count = 0;
+    for (int a = 0; a < sz; a++) { /* half-width of disk row a (−1: empty), as defocus_kernel tests it */
+        e[a] = -1;
+        for (int b = L; b < sz; b++) {
+            double ya = a - L, xb = b - L;
+            if ((xb * xb + ya * ya) <= radius * radius) e[a] = b - L;
+        }
+        if (e[a] >= 0) count += 2 * e[a] + 1, rd = a - L > rd ? a - L : rd;
+    }
+    double gd[5], gs = 0, g[5], g1 = 0, ksum = 0;
+    for (int m = 0; m < ks; m++) gs += gd[m] = exp(-0.5 / (alias * alias) * (m - kr) * (m - kr));
+    for (int m = 0; m < ks; m++) g1 += g[m] = (float)(gd[m] * (1.0 / gs));
+    for (int i = 0; i < sz * sz; i++) ksum += K[i];
+    double scale = ksum / (g1 * g1 * count) / 255.0;
+    int R = rd + kr, W = S + 2 * R, Qn = S + 2 * kr;
+    int32_t *H = qbc_scratch(0, (size_t)W * (W + 1) * sizeof(int32_t));
+    int32_t *Q = qbc_scratch(1, (size_t)Qn * Qn * sizeof(int32_t));
+    double *T = qbc_scratch(2, (size_t)(Qn + 4 + S) * sizeof(double));
+    if (!H || !Q || !T) return QB_EXIT_FAIL;
+    int xr[64 + 512];
+    if (W > 64 + 512) return qb_error(QB_EXIT_FAIL, "defocus_blur: image too large");
+    for (int x = 0; x < W; x++) xr[x] = qbc_reflect101(x - R, S);
+    for (int k = 0; k < 3; k++) {
+        /* prefix sums of the padded rows: H[y][x] = Σ_{x' < x} pad[y][x'] */
+        for (int y = 0; y < W; y++) {
+            const uint8_t *row = in + (size_t)qbc_reflect101(y - R, S) * S * 3 + k;
+            int32_t *h = H + (size_t)y * (W + 1), acc = 0;
+            h[0] = 0;
+            for (int x = 0; x < R; x++) acc += row[xr[x] * 3], h[x + 1] = acc;
+            for (int x = R; x < R + S; x++) acc += row[(x - R) * 3], h[x + 1] = acc;
+            for (int x = R + S; x < W; x++) acc += row[xr[x] * 3], h[x + 1] = acc;
+        }
+        /* Q[y][x]: disk sum centred on image (y − kr, x − kr), padded (y − kr + R, x − kr + R) */
+        for (int y = 0; y < Qn; y++) {
+            int32_t *q = Q + (size_t)y * Qn;
+            for (int x = 0; x < Qn; x++) q[x] = 0;
+            for (int a = 0; a < sz; a++) {
+                if (e[a] < 0) continue;
+                const int32_t *h = H + (size_t)(y + a - L + R - kr) * (W + 1) + R - kr;
+                const int32_t *hi = h + e[a] + 1, *lo = h - e[a];
+#pragma omp simd
+                for (int x = 0; x < Qn; x++) q[x] += hi[x] - lo[x];
+            }
+        }
+        /* G: columns, then rows, f64 (scale folded into the row taps' result) */
+        for (int y = 0; y < S; y++) {
+            const int32_t *q0 = Q + (size_t)y * Qn;
+#pragma omp simd
+            for (int x = 0; x < Qn; x++) {
+                double t = 0;
+                for (int i = 0; i < ks; i++) t += g[i] * (double)q0[(size_t)i * Qn + x];
+                T[x] = t;
+            }
+            double *U = T + Qn + 4; /* 0 + g_0·T[x] + g_1·T[x+1] + … in that order */
+            for (int x = 0; x < S; x++) U[x] = 0;
+            for (int j = 0; j < ks; j++)
+#pragma omp simd
+                for (int x = 0; x < S; x++) U[x] += g[j] * T[x + j];
+            uint8_t *o = out + (size_t)y * S * 3 + k;
+            for (int x = 0; x < S; x++) o[(size_t)x * 3] = qbc_out8n(U[x] * scale);
+        }
+    }
+    return 0;
+}
+
 int qb_defocus_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
     (void)rng;
     int S = ctx->S;
     float K[21 * 21];
-    int sz = defocus_kernel(K, defocus_params[ctx->preset][sev - 1][0], defocus_params[ctx->preset][sev - 1][1]);
+    double radius = defocus_params[ctx->preset][sev - 1][0], alias = defocus_params[ctx->preset][sev - 1][1];
+    int sz = defocus_kernel(K, radius, alias);
+    /* disk half-extent floor(r) plus the blur's radius inside the array: no reflection in K */
+    if ((int)radius + (radius <= 8 ? 1 : 2) <= sz / 2) return defocus_composed(out, in, S, K, sz, radius, alias);
     int c = sz / 2, P = S + 2 * c;
     /* taps over the non-zero span of each kernel row, in the row-major order of the sum */
     int *toff = qbc_scratch(2, (size_t)sz * sz * sizeof(int));
@@ -160,36 +236,42 @@ static const double zoom_params[3][5][2] = {
     {{1.06, 0.01}, {1.11, 0.01}, {1.16, 0.01}, {1.21, 0.01}, {1.26, 0.01}},
     {{1.06, 0.01}, {1.11, 0.01}, {1.16, 0.01}, {1.21, 0.01}, {1.26, 0.01}}};
 
-/* One zoom of the stack: its geometry, per-value column tables (channel-expanded) and a cache of
- * two crop rows gathered at the columns each output reads (ha: i0, hb: j0). */
+/* One zoom of the stack: its geometry and a cache of two crop rows already interpolated along x
+ * (h: S·3 values, +1 for the overhanging 4th double of the last store). */
 typedef struct {
     int top, i0[512], j0[512], tag[2];
     double f[512];
-    double *w0, *w1; /* S·3 column weights (1 − f, f) */
-    double *ha[2], *hb[2];
+    double *h[2];
 } zoom_plan;
 
-/* Slot holding crop row `row` (gathered on a miss into the slot other than `keep`). */
-static int zoom_rows(zoom_plan *Z, const double *v, int S, int row, int keep, const double **ha, const double **hb) {
+/* Slot holding crop row `row` interpolated along x (computed on a miss into the slot other than
+ * `keep`). Separable: (v·wx0 + v'·wx1) per row, then rows blended by wy; the 2×2 sum in another
+ * order, equal to the reference's f64 value up to f64 rounding, which the f32 store absorbs. */
+typedef float zoom_v4f __attribute__((vector_size(16)));
+static inline qbc_v4d zoom_ld4f(const float *p) {
+    zoom_v4f f;
+    memcpy(&f, p, sizeof f);
+    return __builtin_convertvector(f, qbc_v4d);
+}
+
+static int zoom_hrow(zoom_plan *Z, const float *v, int S, int row, int keep) {
     int s = Z->tag[0] == row ? 0 : Z->tag[1] == row ? 1 : -1;
     if (s < 0) { /* rows only move down: the smaller tag is the stale one */
         s = keep >= 0 ? 1 - keep : Z->tag[0] < Z->tag[1] ? 0 : 1;
         Z->tag[s] = row;
-        const double *src = v + ((size_t)(Z->top + row) * S + Z->top) * 3;
-        double *a = Z->ha[s], *b = Z->hb[s];
-        /* 32-byte copies: the 4th value is overwritten by the next pixel (buffers padded) */
+        const float *src = v + ((size_t)(Z->top + row) * S + Z->top) * 3;
+        double *h = Z->h[s];
+        /* whole pixels as 4-double vectors: the 4th lane is overwritten by the next pixel (v padded) */
         for (int x = 0; x < S; x++) {
-            memcpy(a + 3 * x, src + 3 * Z->i0[x], 4 * sizeof(double));
-            memcpy(b + 3 * x, src + 3 * Z->j0[x], 4 * sizeof(double));
+            double w1 = Z->f[x], w0 = 1.0 - w1;
+            qbc_st4(h + 3 * x, zoom_ld4f(src + 3 * Z->i0[x]) * w0 + zoom_ld4f(src + 3 * Z->j0[x]) * w1);
         }
     }
-    *ha = Z->ha[s], *hb = Z->hb[s];
     return s;
 }
 
-/* Each zoom's value is Σ (v·wy)·wx over the 2×2 footprint in f64, stored f32, then summed in f32
- * in zoom order (scipy + the reference's loop). Done output row by output row over all zooms so
- * the running sum stays in cache; gathered crop rows make the inner loop contiguous. */
+/* Each zoom's value is stored f32, then summed in f32 in zoom order (scipy + the reference's
+ * loop). Done output row by output row over all zooms so the running sum stays in cache. */
 int qb_zoom_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
     (void)rng;
     int S = ctx->S, S3 = S * 3;
@@ -199,13 +281,12 @@ int qb_zoom_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const q
     double delta = (1.0 + step) - 1.0; /* NumPy's arange steps by (start + step) − start */
     size_t n = (size_t)S * S3;
     zoom_plan *Z = qbc_scratch(0, (size_t)nz * sizeof(zoom_plan));
-    double *wbuf = qbc_scratch(1, (size_t)nz * 2 * S3 * sizeof(double));
-    size_t hs = (size_t)S3 + 4; /* gathered row stride: room for the overhanging 4th float */
-    double *hbuf = qbc_scratch(2, (size_t)nz * 4 * hs * sizeof(double));
-    /* the image in f32 (the reference's array), held as doubles: converted once, not per use */
-    double *v = qbc_scratch(3, (n + 1) * sizeof(double));
+    size_t hs = (size_t)S3 + 4;
+    double *hbuf = qbc_scratch(2, (size_t)nz * 2 * hs * sizeof(double));
+    /* the image in f32 (the reference's array) */
+    float *v = qbc_scratch(3, (n + 1) * sizeof(float));
     float *acc = qbc_scratch(4, (size_t)S3 * sizeof(float));
-    if (!Z || !wbuf || !hbuf || !v || !acc) return QB_EXIT_FAIL;
+    if (!Z || !hbuf || !v || !acc) return QB_EXIT_FAIL;
     float lut[256];
     for (int i = 0; i < 256; i++) lut[i] = (float)(i / 255.0);
     for (size_t i = 0; i < n; i++) v[i] = lut[in[i]];
@@ -213,32 +294,20 @@ int qb_zoom_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const q
     for (int k = 0; k < nz; k++) {
         zoom_plan *P = &Z[k];
         qbc_zoom_geom(S, 1.0 + k * delta, &P->top, P->i0, P->j0, P->f);
-        P->w0 = wbuf + (size_t)k * 2 * S3, P->w1 = P->w0 + S3;
-        for (int x = 0; x < S; x++)
-            for (int c = 0; c < 3; c++) P->w0[3 * x + c] = 1.0 - P->f[x], P->w1[3 * x + c] = P->f[x];
-        for (int s = 0; s < 2; s++) {
-            P->ha[s] = hbuf + ((size_t)k * 4 + 2 * s) * hs, P->hb[s] = P->ha[s] + hs;
-            P->tag[s] = -1 - s;
-        }
+        for (int s = 0; s < 2; s++) P->h[s] = hbuf + ((size_t)k * 2 + s) * hs, P->tag[s] = -1 - s;
     }
     float den = (float)(nz + 1);
     for (int y = 0; y < S; y++) {
-        for (int j = 0; j < S3; j++) acc[j] = 0;
-        for (int k = 0; k < nz; k++) {
+        const float *vy = v + (size_t)y * S3;
+        /* zoom 1 is the identity (z_0 = 1 exactly) */
+        for (int j = 0; j < S3; j++) acc[j] = vy[j];
+        for (int k = 1; k < nz; k++) {
             zoom_plan *P = &Z[k];
-            const double *a0, *b0, *a1, *b1;
-            int s0 = zoom_rows(P, v, S, P->i0[y], -1, &a0, &b0);
-            zoom_rows(P, v, S, P->j0[y], s0, &a1, &b1);
+            int s0 = zoom_hrow(P, v, S, P->i0[y], -1), s1 = zoom_hrow(P, v, S, P->j0[y], s0);
+            const double *h0 = P->h[s0], *h1 = P->h[s1];
             double wy1 = P->f[y], wy0 = 1.0 - wy1;
-            const double *w0 = P->w0, *w1 = P->w1;
 #pragma omp simd
-            for (int j = 0; j < S3; j++) {
-                double t = a0[j] * wy0 * w0[j];
-                t += b0[j] * wy0 * w1[j];
-                t += a1[j] * wy1 * w0[j];
-                t += b1[j] * wy1 * w1[j];
-                acc[j] += (float)t;
-            }
+            for (int j = 0; j < S3; j++) acc[j] += (float)(h0[j] * wy0 + h1[j] * wy1);
         }
         const uint8_t *x = in + (size_t)y * S3;
         uint8_t *o = out + (size_t)y * S3;

@@ -4,6 +4,7 @@
  * sample still sees the same operations on the same values in the same order. Scratch slots:
  * 6 and 7, and 4 for the folded matrices. */
 #include "prims.h"
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +222,33 @@ GAUSS_FOLDED(float)
     }
 GAUSS_IMPL(double)
 GAUSS_IMPL(float)
+
+void openblas_set_num_threads(int);
+/* one BLAS thread per call, as lib/vit_ops.c sets it (a program may link the corruptions alone) */
+__attribute__((constructor)) static void gauss_blas_one_thread(void) { openblas_set_num_threads(1); }
+
+int qbc_gauss_planes_gemm(double *a, int np, int n, double sigma, int reflect, double truncate) {
+    if (sigma <= 1e-15) return 0;
+    double *wt;
+    int r = gauss_taps(sigma, truncate, &wt);
+    if (r < 0) return qb_error(QB_EXIT_FAIL, "gaussian: out of memory");
+    size_t nn = (size_t)n * n;
+    double *Wd = qbc_scratch(7, nn * sizeof(double));
+    float *W = qbc_scratch(6, 3 * nn * sizeof(float)), *X = W ? W + nn : NULL, *E = W ? X + nn : NULL;
+    if (!Wd || !W) { free(wt); return QB_EXIT_FAIL; }
+    fold_matrix(Wd, n, wt, r, reflect);
+    free(wt);
+    for (size_t i = 0; i < nn; i++) W[i] = (float)Wd[i];
+    for (int p = 0; p < np; p++) {
+        double *A = a + (size_t)p * nn;
+        for (size_t i = 0; i < nn; i++) X[i] = (float)A[i];
+        /* axis 0: E = Wᵀ·X (E[i][j] = Σ_s W[s][i]·X[s][j]); axis 1: X = E·W */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, n, n, 1.0f, W, n, X, n, 0.0f, E, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, E, n, W, n, 0.0f, X, n);
+        for (size_t i = 0; i < nn; i++) A[i] = X[i];
+    }
+    return 0;
+}
 
 int qbc_gauss_f64(double *a, int h, int w, int c, double sigma, int reflect, double truncate) {
     return gauss_double(a, h, w, c, sigma, reflect, truncate);
