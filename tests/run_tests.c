@@ -25,6 +25,7 @@
     X(shard_suite) \
     X(mpi_suite) \
     X(train_cli_suite) \
+    X(models_suite) \
     X(errors_suite)
 
 #define DECLARE(name) Suite *name(void);
