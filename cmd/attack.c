@@ -110,7 +110,9 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
         for (int ie = 0; ie < NE; ie++) {
             qb_result a = attack_make_row(r, r->entries[ie].name, r->eps[ix].exact);
             emit[ie * NX + ix] = !row_done(r, &a);
-            need[ie * NX + ix] = emit[ie * NX + ix] || emit_worst[r->entries[ie].group * NX + ix];
+            need[ie * NX + ix] = emit[ie * NX + ix];
+            for (int g = 0; g < NG; g++)
+                need[ie * NX + ix] |= emit_worst[g * NX + ix] && attack_entry_in_group(r, &r->entries[ie], g);
             n_need += need[ie * NX + ix];
         }
     }
@@ -162,9 +164,12 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
         qb_progress_update(&pb, progress);
     }
     if (rc) { qb_progress_finish(&pb); goto done; }
-    /* every attack's verdict includes clean-correctness where it uses true labels, so a group
-     * starts with every point robust */
-    for (size_t k = 0; k < (size_t)N * NX * NG; k++) robust[k] = 1;
+    /* a point wrong on the clean image is broken in every worst-case row (attacks.md §11.5),
+     * also where an attack on clean predictions happens to flip it to the true label */
+    for (int g = 0; g < NG; g++)
+        for (int ix = 0; ix < NX; ix++)
+            for (int q = 0; q < n_ok; q++)
+                robust[((size_t)g * NX + ix) * N + q] = clean_pred[order[q]] == ds->items[order[q]].label;
     if (emit_clean && (rc = append_row(r, &clean_row, n_ok, clean_correct))) { qb_progress_finish(&pb); cmd_fail(rc); goto done; }
 
     for (int ix = 0; ix < NX && !rc; ix++) {
@@ -174,7 +179,7 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
             if ((rc = attack_entry_cfg(r, ie, ix, &cfg))) { cmd_fail(rc); break; }
             tally *t = &tal[ie * NX + ix];
             const entry *en = &r->entries[ie];
-            int kind = en->kind, g = en->group;
+            int kind = en->kind;
             long zg0 = ws.zero_grad;
             for (int start = 0; start < n_ok && !rc; start += batch) {
                 int nb = batch < n_ok - start ? batch : n_ok - start;
@@ -234,8 +239,15 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
                     /* correct = the attacked point is classified as its true label (and, with true
                      * labels, was clean-correct: AutoAttack's per-point rule) */
                     int ok = p == y[j] && (en->label_pred || clean_pred[i] == y[j]);
+                    /* a point not attacked (clean-wrong) or not broken (AutoAttack returns those
+                     * unchanged) comes back as the clean image, which need not lie in an artefact range */
+                    int attacked = memcmp(xa, x0, sizeof(float) * d) != 0;
+                    float lo[3], hi[3], qtol = r->quantize ? 0.5f / 255 : 0; /* 8-bit rounding may step past a range end off the grid */
+                    for (int c = 0; c < 3; c++) qb_attack_range(&cfg, c, &lo[c], &hi[c]);
                     for (size_t q = 0; q < d; q++) {
-                        t->outside += xa[q] < 0 || xa[q] > 1;
+                        int c = (int)(q / plane);
+                        t->outside += attacked && (xa[q] < lo[c] - qtol || xa[q] > hi[c] + qtol);
+                        t->outside01 += xa[q] < 0 || xa[q] > 1;
                         t->nan += !isfinite(xa[q]);
                         xc[q] = xa[q] - x0[q];
                     }
@@ -246,7 +258,9 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
                     if (cfg.norm == QB_NORM_LINF ? nrm > cfg.eps + 1e-6 : nrm > cfg.eps * (1 + 1e-5)) t->over_eps++;
                     t->n++;
                     t->correct += ok;
-                    if (!ok) robust[((size_t)g * NX + ix) * N + start + j] = 0;
+                    if (!ok)
+                        for (int gg = 0; gg < NG; gg++)
+                            if (attack_entry_in_group(r, en, gg)) robust[((size_t)gg * NX + ix) * N + start + j] = 0;
                     if (r->per_image) {
                         attack_csv_common(r->per_image, r, en->name, ix, &cfg);
                         fprintf(r->per_image, "%s,%d,%d,%d,%d,%d,%.7g,%.7g,%.7g,", ds->items[i].rel, y[j], clean_pred[i],
@@ -384,6 +398,7 @@ int cmd_attack(int argc, char **argv) {
         const char *why = eps_space_pixel ? "eps is in normalised units (drop --eps-space pixel)"
                           : r.base.norm != QB_NORM_LINF ? "the protocol is L-inf only (drop --norm l2)"
                           : label_source_given ? "the protocol fixes the labels (fgsm, pgd: clean predictions; the others: true labels); drop --label-source"
+                          : !r.base.random_start ? "PGD starts at random in the protocol (drop --random-start off)"
                           : NULL;
         if (why) { fprintf(stderr, "questbench: --protocol elliptical-compat: %s\n", why); return QB_EXIT_USAGE; }
         r.eps_space_norm = 1;
@@ -395,6 +410,16 @@ int cmd_attack(int argc, char **argv) {
     if (r.step_text && attack_parse_step(r.step_text, 1.0f, &probe)) {
         fprintf(stderr, "questbench: --step-size: expected a positive number, fraction or multiple of eps (0.15eps), got '%s'\n", r.step_text);
         return QB_EXIT_USAGE;
+    }
+    /* cleverhans' projected_gradient_descent asserts eps_iter <= eps */
+    for (int ix = 0; r.compat && r.step_text && ix < r.n_eps; ix++) {
+        float st;
+        attack_parse_step(r.step_text, r.eps[ix].value, &st);
+        if (st > r.eps[ix].value) {
+            fprintf(stderr, "questbench: --protocol elliptical-compat: --step-size %s is larger than eps %s (cleverhans "
+                            "requires step <= eps)\n", r.step_text, r.eps[ix].text);
+            return QB_EXIT_USAGE;
+        }
     }
     char names[MAX_MODELS][256];
     const char *mpaths[MAX_MODELS];

@@ -38,7 +38,7 @@ typedef struct {
     long n, correct;
     long stage_correct[N_STAGES]; /* standard: robust after each stage */
     double max_norm;
-    long outside, nan, zero_grad, over_eps;
+    long outside, outside01, nan, zero_grad, over_eps; /* outside: the attack's declared range; outside01: [0,1] */
 } tally;
 
 typedef struct {
@@ -72,6 +72,9 @@ int attack_parse_eps_list(const char *s, eps_arg *eps, int *n, qb_norm norm);
 int attack_parse_list(const char *s, run_ctx *r);
 int attack_parse_step(const char *s, float eps, float *out);
 void attack_set_worst_names(run_ctx *r);
+/* Whether entry e counts in worst-case group g. Under elliptical-compat fgsm-ell and pgd-ell do
+ * not clip, so they are the same attack for both range variants and count in both groups. */
+int attack_entry_in_group(const run_ctx *r, const entry *e, int g);
 /* The config of entry ie at eps index ix for the current model (scale, range, protocol). */
 int attack_entry_cfg(const run_ctx *r, int ie, int ix, qb_attack_cfg *cfg);
 int attack_save_png(const char *dir, const char *model_name, const char *attack, const char *eps_text, const char *rel,

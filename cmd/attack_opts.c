@@ -34,8 +34,10 @@ void attack_help(FILE *f) {
         "  --eps LIST          comma list of radii, numbers or fractions such as 4/255; L-inf: (0, 1]\n"
         "  --norm linf|l2      threat model (default linf)\n"
         "  --steps N           iterations (pgd 10, apgd and fab-t 100) or queries (square 5000) instead of\n"
-        "                      the default\n"
-        "  --step-size X       PGD step: a number, a fraction, or a multiple of eps such as 0.15eps\n"
+        "                      the default; square keeps AutoAttack's window schedule for any query count\n"
+        "                      (its resc_schedule=False; SquareAttack alone rescales it to the queries)\n"
+        "  --step-size X       PGD step: a number, a fraction, or a multiple of eps such as 0.15eps (at most\n"
+        "                      eps under --protocol elliptical-compat, as cleverhans requires)\n"
         "                      (default eps/4 for L-inf, eps/5 for L2: torchattacks' 2/255 at 8/255, 0.2 at 1)\n"
         "  --restarts R        restarts of pgd (with random start), apgd, fab-t and square (default 1)\n"
         "  --random-start on|off  PGD random start (default on)\n"
@@ -62,7 +64,8 @@ void attack_help(FILE *f) {
         "                                   can lie far outside the eps-ball (shown in the sanity report)\n"
         "                        X-ell-fixed  the same attack with the corrected pixel range [0,1]\n"
         "                      worst-ell:<attacks> is the per-point worst case over the -ell rows, and\n"
-        "                      worst-ell-fixed:<attacks> over the -ell-fixed rows\n"
+        "                      worst-ell-fixed:<attacks> over the -ell-fixed rows (fgsm-ell and pgd-ell,\n"
+        "                      unclipped, count in both)\n"
         "  --batch B           images attacked together (default 8; results do not depend on it)\n"
         "  --save-adv DIR      write adversarial images as PNG under DIR/<model>/<attack>/<eps>/<rel>.png\n"
         "                      (PNG rounds to 8 bits: scores are of the float images unless --quantize)\n"
@@ -188,7 +191,13 @@ int attack_parse_step(const char *s, float eps, float *out) {
 /* The worst-case row is named after the attacks it covers, so runs over different attack
  * sets (e.g. the stages of a suite) never share a key, and a report never shows a "worst"
  * that did not see every attack it is compared with. Under elliptical-compat one per variant:
- * worst-ell:fgsm+pgd+standard, worst-ell-fixed:standard. */
+ * worst-ell:fgsm+pgd+standard, worst-ell-fixed:fgsm+pgd+standard (fgsm-ell and pgd-ell do not
+ * clip, so they belong to both). */
+int attack_entry_in_group(const run_ctx *r, const entry *e, int g) {
+    if (e->group == g) return 1;
+    return r->compat && e->variant == QB_ELL_ARTEFACT && (e->kind == QB_ATK_FGSM || e->kind == QB_ATK_PGD);
+}
+
 void attack_set_worst_names(run_ctx *r) {
     for (int g = 0; g < r->n_groups; g++) {
         char *w = r->worst_name[g];
@@ -197,7 +206,7 @@ void attack_set_worst_names(run_ctx *r) {
         int first = 1;
         for (int e = 0; e < r->n_entries && o < cap; e++) {
             const entry *en = &r->entries[e];
-            if (en->group != g) continue;
+            if (!attack_entry_in_group(r, en, g)) continue;
             /* compat names drop their variant suffix here: the prefix says it */
             const char *nm = en->kind == ENTRY_STANDARD ? "standard" : qb_attack_name((qb_attack_kind)en->kind);
             o += (size_t)snprintf(w + o, cap - o, "%s%s", first ? "" : "+", r->compat ? nm : en->name);

@@ -278,7 +278,21 @@ START_TEST(test_attack_compat_and_square_l2) {
     snprintf(cmd, sizeof cmd, "(cut -d, -f10,11 %s/r.csv | tail -n +3 | sort | tr '\\n' ' ')", dir); /* () : qbt_run adds </dev/null */
     ck_assert_int_eq(qbt_run(cmd, &out, &err), 0);
     ck_assert_str_eq(out, "apgd-ce-ell,linf-n apgd-ce-ell-fixed,linf-n fgsm-ell,linf-n pgd-ell,linf-n "
-                          "worst-ell-fixed:apgd-ce,linf-n worst-ell:fgsm+pgd+apgd-ce,linf-n ");
+                          "worst-ell-fixed:fgsm+pgd+apgd-ce,linf-n worst-ell:fgsm+pgd+apgd-ce,linf-n ");
+    free(out), free(err);
+    /* labels that disagree with the predictions: fgsm-ell/pgd-ell attack the predictions and may
+     * flip a point to its true label, but a worst row never counts a clean-wrong point */
+    snprintf(cmd, sizeof cmd, "awk '{print $1, ($2 + 1) %% 3}' %s/labels.txt > %s/labels2.txt", dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    rc = qbt_cli(&out, &err, "attack --model m=%s --data %s/data --labels %s/labels2.txt --protocol elliptical-compat "
+                             "--attack fgsm,pgd --eps 8/255 --steps 5 --out %s/r2.csv", model, dir, dir, dir);
+    ck_assert_msg(rc == 0, "compat run 2: rc %d: %s", rc, err);
+    free(out), free(err);
+    snprintf(cmd, sizeof cmd, "(awk -F, '$7 == \"clean\" {c = $14} $10 ~ /^worst/ {w = $14} END {print c, w}' %s/r2.csv)", dir);
+    ck_assert_int_eq(qbt_run(cmd, &out, &err), 0);
+    int clean_ok = -1, worst_ok = -1;
+    ck_assert_int_eq(sscanf(out, "%d %d", &clean_ok, &worst_ok), 2);
+    ck_assert_msg(worst_ok <= clean_ok, "worst %d > clean %d", worst_ok, clean_ok);
     free(out), free(err);
     /* --label-source pred in the standard protocol: every image attacked with its prediction */
     ck_assert_int_eq(qbt_cli(&out, &err, "attack --model %s --data %s/data --label-source pred --attack pgd --eps 1/255 --steps 2",
