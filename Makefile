@@ -179,8 +179,20 @@ demo: deps
 	  echo "demo: CIFAR-10 not found: put the test images as cifar10/test/<class>/*.png|jpg under a folder and set QUESTBENCH_DATA to it"; exit 4; fi
 	QUESTBENCH_DATA=$(DATA) $(BIN) run configs/demo.yaml
 
-.PHONY: data
+.PHONY: data instability
 data: ; @bash scripts/data.sh "$(DATA)"
+
+# The instability experiment (issue 7, docs/train.md): configs/instability-{sdpa,qknorm,quest}.yaml
+# one after another (a stopped run resumes; a finished one is skipped), then the chart and table
+# in reports/instability/ from their logs.
+INSTABILITY_RUNS := sdpa qknorm quest
+instability: all
+	@for a in $(INSTABILITY_RUNS); do d=runs/instability-$$a; \
+	  if [ -f $$d/epochs.csv ] && [ $$(($$(wc -l < $$d/epochs.csv) - 1)) -ge $$(awk '/^epochs:/ {print $$2}' configs/instability-$$a.yaml) ]; then \
+	    echo "instability: $$d is complete"; continue; fi; \
+	  r=; [ -f $$d/model.optim.safetensors ] && r=--resume; \
+	  QUESTBENCH_DATA=$(DATA) $(BIN) train --config configs/instability-$$a.yaml $$r || exit $$?; done
+	$(BIN) report $(foreach a,$(INSTABILITY_RUNS),--training $(a)=runs/instability-$(a)) --out reports/instability
 
 clean:
 	rm -rf $(BUILD) $(MPI_BUILD)
@@ -189,6 +201,7 @@ help:
 	@echo "make [all]    build $(BIN)"
 	@echo "make deps     install missing Debian packages (root) or print the command"
 	@echo "make test     build and run the check test suite"
+	@echo "make instability  train the three instability runs (resumable) and chart them in reports/instability/"
 	@echo "make data     find CIFAR-10 under \$$QUESTBENCH_DATA (or fetch it), else say where to put it"
 	@echo "make MPI=1    build build-mpi/questbench with mpicc (mpirun questbench run; docs/cluster.md)"
 	@echo "make test-mpi build the MPI binary and run the 2-rank test (deps: make deps MPI=1)"
