@@ -475,3 +475,27 @@ void *qbc_scratch(int slot, size_t bytes) {
     }
     return s->p[slot];
 }
+
+int qbc_hsv_affine(uint8_t *out, const uint8_t *in, int S, int channel, double mult, double add) {
+    double *pl = qbc_scratch(0, (size_t)6 * S * sizeof(double)); /* one row as r, g, b, h, s, v planes */
+    if (!pl) return QB_EXIT_FAIL;
+    double *r = pl, *g = r + S, *b = g + S, *h = b + S, *s = h + S, *v = s + S;
+    double *c = channel == 1 ? s : v;
+    double lut[256];
+    for (int i = 0; i < 256; i++) lut[i] = i / 255.0;
+    for (int y = 0; y < S; y++) {
+        const uint8_t *x = in + (size_t)y * S * 3;
+        uint8_t *o = out + (size_t)y * S * 3;
+        for (int j = 0; j < S; j++) r[j] = lut[x[3 * j]], g[j] = lut[x[3 * j + 1]], b[j] = lut[x[3 * j + 2]];
+        qbc_rgb2hsv_row(h, s, v, r, g, b, S);
+#pragma omp simd
+        for (int j = 0; j < S; j++) {
+            double t = c[j] * mult + add; /* mult 1 is exact: v + c as the reference */
+            c[j] = t < 0 ? 0 : t > 1 ? 1 : t;
+        }
+        qbc_hsv2rgb_row(r, g, b, h, s, v, S);
+#pragma omp simd
+        for (int j = 0; j < S; j++) o[3 * j] = qbc_out8n(r[j]), o[3 * j + 1] = qbc_out8n(g[j]), o[3 * j + 2] = qbc_out8n(b[j]);
+    }
+    return 0;
+}

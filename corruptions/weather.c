@@ -199,28 +199,7 @@ static const double brightness_c[3][5] = {{0.1, 0.2, 0.3, 0.4, 0.5}, {0.1, 0.2, 
 
 int qb_brightness(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
     (void)rng;
-    double c = brightness_c[ctx->preset][sev - 1];
-    int S = ctx->S;
-    double *pl = qbc_scratch(0, (size_t)6 * S * sizeof(double)); /* one row as r, g, b, h, s, v planes */
-    if (!pl) return QB_EXIT_FAIL;
-    double *r = pl, *g = r + S, *b = g + S, *h = b + S, *s = h + S, *v = s + S;
-    double lut[256];
-    for (int i = 0; i < 256; i++) lut[i] = i / 255.0;
-    for (int y = 0; y < S; y++) {
-        const uint8_t *x = in + (size_t)y * S * 3;
-        uint8_t *o = out + (size_t)y * S * 3;
-        for (int j = 0; j < S; j++) r[j] = lut[x[3 * j]], g[j] = lut[x[3 * j + 1]], b[j] = lut[x[3 * j + 2]];
-        qbc_rgb2hsv_row(h, s, v, r, g, b, S);
-#pragma omp simd
-        for (int j = 0; j < S; j++) {
-            double t = v[j] + c;
-            v[j] = t < 0 ? 0 : t > 1 ? 1 : t;
-        }
-        qbc_hsv2rgb_row(r, g, b, h, s, v, S);
-#pragma omp simd
-        for (int j = 0; j < S; j++) o[3 * j] = qbc_out8n(r[j]), o[3 * j + 1] = qbc_out8n(g[j]), o[3 * j + 2] = qbc_out8n(b[j]);
-    }
-    return 0;
+    return qbc_hsv_affine(out, in, ctx->S, 2, 1.0, brightness_c[ctx->preset][sev - 1]);
 }
 
 /* ---------------- spatter ---------------- */
