@@ -1,5 +1,5 @@
 /* attacks.h — white-box and black-box evasion attacks on the engine's input gradients.
- * Spec: ../shared/docs/attacks.md. Everything runs in [0,1] pixel space on the
+ * Spec: attacks.md. Everything runs in [0,1] pixel space on the
  * preprocessed image; normalisation is the model's first op.
  *
  * Shared conventions:

@@ -3,7 +3,7 @@
  * per point (a point is robust only if it is clean-correct and no attack breaks it), with a
  * long-format CSV, a table on stdout and AutoAttack's sanity report; optionally under the
  * Elliptical-Attention compatibility protocol (attacks/elliptical.c). Spec:
- * ../shared/docs/attacks.md; options and the CSV format in attack_opts.c, the table and the
+ * attacks.md; options and the CSV format in attack_opts.c, the table and the
  * sanity report in attack_report.c. */
 #include "attack_cmd.h"
 #include "cmd.h"

@@ -1,5 +1,5 @@
 /* corruptions.h — the 19 ImageNet-C corruptions (hendrycks/robustness) at severities 1–5 for
- * three presets, and their registry. Spec: ../shared/docs/corruptions.md (section numbers
+ * three presets, and their registry. Spec: corruptions.md (section numbers
  * below refer to it).
  *
  * Every corruption maps an S×S RGB8 image to an S×S RGB8 image (the reference's float result

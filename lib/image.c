@@ -1,5 +1,5 @@
 /* image.c — PNG/JPEG decoding to RGB8 exactly as Pillow 9.4's Image.open(f).convert('RGB'),
- * and atomic PNG writing. Spec: ../shared/docs/engine.md §4.1 step 1.
+ * and atomic PNG writing. Spec: engine.md §4.1 step 1.
  *
  * libpng and libjpeg report fatal errors by calling a handler that must not return; ours
  * longjmp back to the decoder with the message saved, so corrupt input never crashes and

@@ -1,5 +1,5 @@
 /* image.h — decode PNG/JPEG to 8-bit RGB, PIL-exact resize, timm eval preprocessing.
- * Spec: ../shared/docs/engine.md §4. */
+ * Spec: engine.md §4. */
 #ifndef QB_IMAGE_H
 #define QB_IMAGE_H
 #include "qb.h"

@@ -1,5 +1,5 @@
 /* resize.c — Pillow 9.4 Image.resize on RGB8, bit-exact, and the timm/torchvision eval
- * transform (Resize shorter side, CenterCrop, ToTensor). Spec: ../shared/docs/engine.md §4.1, §4.4.
+ * transform (Resize shorter side, CenterCrop, ToTensor). Spec: engine.md §4.1, §4.4.
  *
  * Pillow's Resample.c in short: per axis, double-precision filter weights normalised to sum 1,
  * rounded to 22-bit fixed point; horizontal pass first into a uint8 image, then vertical, each

@@ -1,5 +1,5 @@
 /* safetensors.c — strict safetensors reader (mmap) and fp32 writer.
- * Spec: ../shared/docs/engine.md §3. The header parser is schema-driven: every value
+ * Spec: engine.md §3. The header parser is schema-driven: every value
  * position has one expected type, so nothing is parsed recursively and hostile nesting
  * is rejected at the first unexpected '[' or '{'. Every read is bounds-checked, because
  * the input is untrusted (and fuzzed through st_open_buffer). */

@@ -1,5 +1,5 @@
 /* safetensors.h — strict reader (memory-mapped) and writer for the safetensors format.
- * Spec: ../shared/docs/engine.md §3. Every validation failure returns QB_EXIT_MODEL with
+ * Spec: engine.md §3. Every validation failure returns QB_EXIT_MODEL with
  * a message naming the file and the problem (qb_last_error()). */
 #ifndef QB_SAFETENSORS_H
 #define QB_SAFETENSORS_H

@@ -1,5 +1,5 @@
 /* vit.h — a timm VisionTransformer on the CPU: config, parameter and activation arenas,
- * forward and backward. Spec: ../shared/docs/engine.md §1, §2, §6.
+ * forward and backward. Spec: engine.md §1, §2, §6.
  *
  * Dimension letters used everywhere: B batch, N tokens (Np patches + cls), D width, H heads,
  * hd = D/H, F MLP width, K classes, L depth, C·P·P patch vector length (C = 3 channels). */

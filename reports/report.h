@@ -1,5 +1,5 @@
 /* report.h — from results rows to per-model metrics, report.md, summary.csv, SVG charts,
- * and the regression gate. Definitions: ../shared/docs/corruptions.md §5 (CE, mCE, relative
+ * and the regression gate. Definitions: corruptions.md §5 (CE, mCE, relative
  * mCE, unnormalised mean error), attacks.md (robust accuracy, worst case per point). */
 #ifndef QB_REPORT_H
 #define QB_REPORT_H

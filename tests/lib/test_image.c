@@ -298,7 +298,7 @@ START_TEST(test_save_png_roundtrip) {
 END_TEST
 
 /* Real ImageNet JPEGs from $QUESTBENCH_DATA/imagenet-sample: decode and both eval
- * crops must hash (CRC-32) as Pillow's do. Nothing to check when shared/ is absent. */
+ * crops must hash (CRC-32) as Pillow's do. Nothing to check without them. */
 START_TEST(test_imagenet_sample) {
     const char *data = getenv("QUESTBENCH_DATA");
     char dir[1024], line[512];

@@ -12,7 +12,7 @@ File kinds:
   *.png, *.jpg   inputs (or, for rs_* and ev_* outputs, lossless PNG references)
   *.rgb          raw (h, w, 3) uint8 of Image.open(input).convert('RGB') — the decode references
   tensor_lut.bin 256 little-endian float32: torchvision ToTensor of the byte values 0..255
-  imagenet_sample.txt  CRC-32s of Pillow's results on ../shared/data/imagenet-sample (when present)
+  imagenet_sample.txt  CRC-32s of Pillow's results on $QUESTBENCH_DATA/imagenet-sample (when set)
   README.txt     Pillow version and the list of cases
 
 torchvision is not installed for /usr/bin/python3, so the eval transform (Resize(int) +
@@ -306,13 +306,13 @@ def make_eval():
     return lines
 
 
-# ---------------------------------------------------------------- real photos (shared/, not committed)
-SAMPLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data", "imagenet-sample")
+# ---------------------------------------------------------------- real photos ($QUESTBENCH_DATA, not committed)
+SAMPLE_DIR = os.path.join(os.environ.get("QUESTBENCH_DATA", "/nonexistent-QUESTBENCH_DATA-unset"), "imagenet-sample")
 SAMPLE_LIST = "imagenet_sample.txt"
 
 
 def make_imagenet_sample():
-    """CRC-32 of Pillow's decode and of the eval crops of each shared/ ImageNet JPEG, so the C test
+    """CRC-32 of Pillow's decode and of the eval crops of each $QUESTBENCH_DATA/imagenet-sample JPEG, so the C test
     can check real-world files (grey, odd sizes, odd encoders) without committing them."""
     names = sorted(f for f in os.listdir(SAMPLE_DIR) if f.endswith(".JPEG"))
     lines = ["# name w h crc32(decode) crc32(crop 224 0.875 bicubic) crc32(crop 224 0.9 bilinear)"]
@@ -345,7 +345,7 @@ def main():
         f"zlib {PIL.features.version('zlib')}), NumPy {np.__version__}, Python {sys.version.split()[0]}.",
         "*.rgb = raw (h,w,3) bytes of Image.open(f).convert('RGB'); rs_<in>_<out>_<filter>.png = Image.resize;",
         "ev_* = torchvision 0.14 Resize(floor(size/crop_pct)) + CenterCrop(size) as uint8; tensor_lut.bin = ToTensor of 0..255.",
-        f"{SAMPLE_LIST} = CRC-32s for the JPEGs of shared/data/imagenet-sample (decode and two eval crops).",
+        f"{SAMPLE_LIST} = CRC-32s for the JPEGs of $QUESTBENCH_DATA/imagenet-sample (decode and two eval crops).",
         "",
     ] + eval_lines
     save_bytes("README.txt", ("\n".join(readme) + "\n").encode())
