@@ -62,8 +62,7 @@ static void project_l2(const qb_attack_cfg *cfg, const float *x, float *v, size_
     double nrm = sqrt(ss);
     float f = (float)((nrm < cfg->eps ? nrm : cfg->eps) / (nrm + 1e-12));
     for (int c = 0; c < 3; c++) {
-        float lo, hi;
-        qb_attack_range(cfg, c, &lo, &hi);
+        float lo = cfg->lo[c], hi = cfg->hi[c];
         for (size_t i = c * plane; i < (c + 1) * plane; i++) v[i] = qb_clipf(x[i] + (v[i] - x[i]) * f, lo, hi);
     }
 }
@@ -78,8 +77,7 @@ static void apgd_start(const qb_attack_cfg *cfg, const float *x, qb_rng *r, size
     }
     double f = cfg->eps / ((cfg->norm == QB_NORM_LINF ? m : sqrt(m)) + 1e-12);
     for (int c = 0; c < 3; c++) {
-        float lo, hi;
-        qb_attack_range(cfg, c, &lo, &hi);
+        float lo = cfg->lo[c], hi = cfg->hi[c];
         for (size_t i = c * plane; i < (c + 1) * plane; i++) x0[i] = qb_clipf(x[i] + (float)(x0[i] * f * cfg->scale[c]), lo, hi);
     }
 }
@@ -133,8 +131,7 @@ static int apgd_single_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, const flo
             float *z = xnew + j * d;
             if (cfg->norm == QB_NORM_LINF) {
                 for (int c = 0; c < 3; c++) {
-                    float e = cfg->eps * cfg->scale[c], st = eta[j] * cfg->scale[c], rlo, rhi;
-                    qb_attack_range(cfg, c, &rlo, &rhi);
+                    float e = cfg->eps * cfg->scale[c], st = eta[j] * cfg->scale[c], rlo = cfg->lo[c], rhi = cfg->hi[c];
                     for (size_t i = c * plane; i < (c + 1) * plane; i++) {
                         float lo = x[i] - e, hi = x[i] + e;
                         float sg = (float)((gj[i] > 0) - (gj[i] < 0));

@@ -22,6 +22,7 @@
 #define QB_ATTACKS_H
 #include "qb.h"
 #include "vit.h"
+#include <string.h>
 
 typedef enum { QB_NORM_LINF = 0, QB_NORM_L2 = 1 } qb_norm;
 typedef enum {
@@ -57,16 +58,16 @@ typedef struct {
     int n_targets;     /* APGD-T / FAB-T target classes; ≤ 0: 9 (clipped to K − 1) */
     float rho;         /* APGD checkpoint threshold; ≤ 0: 0.75 */
     float p_init;      /* Square; ≤ 0: 0.8 */
-    float lo[3], hi[3]; /* pixel range per channel; ±INFINITY: no clipping. lo = hi = 0 (a zeroed
-                           config) means [0,1], so configs built with memset keep the default */
+    float lo[3], hi[3]; /* pixel range per channel, [0,1] by default; ±INFINITY: no clipping */
 } qb_attack_cfg;
 
-/* Channel c's range of a config: [0,1] when lo = hi = 0. */
-static inline void qb_attack_range(const qb_attack_cfg *cfg, int c, float *lo, float *hi) {
-    int unset = cfg->lo[c] == 0 && cfg->hi[c] == 0;
-    *lo = unset ? 0.0f : cfg->lo[c];
-    *hi = unset ? 1.0f : cfg->hi[c];
+/* A config with every field at its default: ≤ 0 fields (the attack's defaults), pixel space
+ * (scale 1), range [0,1], L∞, no random start, seed 0. */
+static inline void qb_attack_cfg_init(qb_attack_cfg *c) {
+    memset(c, 0, sizeof *c);
+    for (int i = 0; i < 3; i++) c->scale[i] = 1.0f, c->lo[i] = 0.0f, c->hi[i] = 1.0f;
 }
+
 /* clip(v, lo, hi) as torch.clamp; with lo = 0, hi = 1 the same floats as the former clip01 */
 static inline float qb_clipf(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
 

@@ -174,8 +174,7 @@ static int fab_single_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, const floa
     float *x1 = ws->buf[1], *d1 = ws->buf[2], *d2 = ws->buf[3];
     double *df = ws->dscratch;
     int *pred = ws->ivec[3];
-    float lo[3], hi[3];
-    for (int c = 0; c < 3; c++) qb_attack_range(cfg, c, &lo[c], &hi[c]);
+    const float *lo = cfg->lo, *hi = cfg->hi;
     for (int j = 0; j < n; j++) res[j] = 1e10f;
     memcpy(x1, xc, n * d * sizeof(float));
     if (restart > 0) {
@@ -259,8 +258,7 @@ static int fab_single_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, const floa
 int qb_fab_t_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, const float *x, const int *y, const uint64_t *ids, int n,
                  float *xadv) {
     for (int c = 0; c < 3; c++) {
-        float lo, hi;
-        qb_attack_range(cfg, c, &lo, &hi);
+        float lo = cfg->lo[c], hi = cfg->hi[c];
         if (!isfinite(lo) || !isfinite(hi)) return qb_error(QB_EXIT_USAGE, "fab-t: the range must be finite");
     }
     if (ws->K < 2) return qb_error(QB_EXIT_USAGE, "fab-t: needs at least 2 classes");

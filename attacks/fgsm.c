@@ -10,8 +10,7 @@ void qb_fgsm_step(const qb_attack_cfg *cfg, const float *x, const float *g, int 
         float *ob = xadv + b * d;
         if (cfg->norm == QB_NORM_LINF) {
             for (int c = 0; c < 3; c++) {
-                float e = cfg->eps * cfg->scale[c], lo, hi;
-                qb_attack_range(cfg, c, &lo, &hi);
+                float e = cfg->eps * cfg->scale[c], lo = cfg->lo[c], hi = cfg->hi[c];
                 for (size_t i = c * plane; i < (c + 1) * plane; i++) {
                     float sg = (float)((gb[i] > 0) - (gb[i] < 0)); /* sign(0) = 0 */
                     ob[i] = qb_clipf(xb[i] + e * sg, lo, hi);
@@ -27,8 +26,7 @@ void qb_fgsm_step(const qb_attack_cfg *cfg, const float *x, const float *g, int 
                 }
             double inv = 1.0 / sqrt(ss > 1e-12 ? ss : 1e-12);
             for (int c = 0; c < 3; c++) {
-                float f = (float)(cfg->eps * inv * cfg->scale[c] * cfg->scale[c]), lo, hi;
-                qb_attack_range(cfg, c, &lo, &hi);
+                float f = (float)(cfg->eps * inv * cfg->scale[c] * cfg->scale[c]), lo = cfg->lo[c], hi = cfg->hi[c];
                 for (size_t i = c * plane; i < (c + 1) * plane; i++) ob[i] = qb_clipf(xb[i] + f * gb[i], lo, hi);
             }
         }

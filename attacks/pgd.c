@@ -18,8 +18,7 @@ void qb_pgd_step(const qb_attack_cfg *cfg, float step, const float *x, const flo
         if (cfg->norm == QB_NORM_LINF) {
             /* the same float operations as torchattacks: x̃ = x_t + α·sign g, δ = clip(x̃ − x), clip(x + δ) to the range */
             for (int c = 0; c < 3; c++) {
-                float e = cfg->eps * cfg->scale[c], a = step * cfg->scale[c], lo, hi;
-                qb_attack_range(cfg, c, &lo, &hi);
+                float e = cfg->eps * cfg->scale[c], a = step * cfg->scale[c], lo = cfg->lo[c], hi = cfg->hi[c];
                 for (size_t i = c * plane; i < (c + 1) * plane; i++) {
                     float sg = (float)((gb[i] > 0) - (gb[i] < 0));
                     float v = tb[i] + a * sg;
@@ -51,8 +50,7 @@ void qb_pgd_step(const qb_attack_cfg *cfg, float step, const float *x, const flo
         double fac = cfg->eps / sqrt(ds);
         float f = fac < 1 ? (float)fac : 1.0f;
         for (int c = 0; c < 3; c++) {
-            float lo, hi;
-            qb_attack_range(cfg, c, &lo, &hi);
+            float lo = cfg->lo[c], hi = cfg->hi[c];
             for (size_t i = c * plane; i < (c + 1) * plane; i++) ob[i] = qb_clipf(xb[i] + ob[i] * f, lo, hi);
         }
     }
@@ -67,8 +65,7 @@ void qb_pgd_random_start(const qb_attack_cfg *cfg, const float *x, uint64_t id, 
     if (cfg->norm == QB_NORM_LINF) {
         /* u ~ U(−ε, ε) per coordinate */
         for (int c = 0; c < 3; c++) {
-            float e = cfg->eps * cfg->scale[c], lo, hi;
-            qb_attack_range(cfg, c, &lo, &hi);
+            float e = cfg->eps * cfg->scale[c], lo = cfg->lo[c], hi = cfg->hi[c];
             for (size_t i = c * plane; i < (c + 1) * plane; i++)
                 x0[i] = qb_clipf(x[i] + (2.0f * qb_rng_uniformf(&r) - 1.0f) * e, lo, hi);
         }
@@ -83,8 +80,7 @@ void qb_pgd_random_start(const qb_attack_cfg *cfg, const float *x, uint64_t id, 
     }
     double f = qb_rng_uniform(&r) * cfg->eps / sqrt(ss);
     for (int c = 0; c < 3; c++) {
-        float lo, hi;
-        qb_attack_range(cfg, c, &lo, &hi);
+        float lo = cfg->lo[c], hi = cfg->hi[c];
         for (size_t i = c * plane; i < (c + 1) * plane; i++) x0[i] = qb_clipf(x[i] + (float)(x0[i] * f * cfg->scale[c]), lo, hi);
     }
 }

@@ -96,8 +96,7 @@ static void l2_point(const qb_attack_cfg *cfg, const float *x, const float *da, 
     for (size_t k = 0; k < 3 * plane; k++) ss += (double)da[k] * da[k];
     double g = cfg->eps / (sqrt(ss) + 1e-12);
     for (int c = 0; c < 3; c++) {
-        float lo, hi, f = (float)(g * cfg->scale[c]);
-        qb_attack_range(cfg, c, &lo, &hi);
+        float lo = cfg->lo[c], hi = cfg->hi[c], f = (float)(g * cfg->scale[c]);
         for (size_t k = c * plane; k < (c + 1) * plane; k++) out[k] = qb_clipf(x[k] + da[k] * f, lo, hi);
     }
 }
@@ -106,8 +105,7 @@ static void l2_point(const qb_attack_cfg *cfg, const float *x, const float *da, 
 static void init_linf(const qb_attack_cfg *cfg, const float *x, qb_rng *r, int S, float *xb) {
     size_t plane = (size_t)S * S;
     for (int c = 0; c < 3; c++) {
-        float e = cfg->eps * cfg->scale[c], lo, hi;
-        qb_attack_range(cfg, c, &lo, &hi);
+        float e = cfg->eps * cfg->scale[c], lo = cfg->lo[c], hi = cfg->hi[c];
         for (int col = 0; col < S; col++) {
             float sg = rand_sign(r);
             for (int row = 0; row < S; row++) {
@@ -142,8 +140,7 @@ static void cand_linf(const qb_attack_cfg *cfg, const float *x, qb_rng *r, int S
     size_t plane = (size_t)S * S;
     int vh = rand_offset(r, S, s), vw = rand_offset(r, S, s);
     for (int c = 0; c < 3; c++) {
-        float e = cfg->eps * cfg->scale[c], rlo, rhi;
-        qb_attack_range(cfg, c, &rlo, &rhi);
+        float e = cfg->eps * cfg->scale[c], rlo = cfg->lo[c], rhi = cfg->hi[c];
         float dl = 2.0f * e * rand_sign(r);
         for (int row = vh; row < vh + s; row++)
             for (int col = vw; col < vw + s; col++) {

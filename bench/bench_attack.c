@@ -48,9 +48,8 @@ int main(int argc, char **argv) {
         qb_attack_ws ws;
         if (qb_attack_ws_init(&ws, &m, n)) { fprintf(stderr, "bench: %s\n", qb_last_error()); return 1; }
         qb_attack_cfg c;
-        memset(&c, 0, sizeof c);
+        qb_attack_cfg_init(&c);
         c.norm = QB_NORM_LINF, c.eps = 4.0f / 255, c.step = 1.0f / 255, c.steps = 10, c.restarts = 1, c.random_start = 1;
-        c.scale[0] = c.scale[1] = c.scale[2] = 1.0f;
         int pred[256];
         qb_attack_predict(&ws, x, n < 256 ? n : 256, pred); /* warm-up: allocates the activations */
         double t = qb_now();

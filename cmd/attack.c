@@ -242,11 +242,10 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
                     /* a point not attacked (clean-wrong) or not broken (AutoAttack returns those
                      * unchanged) comes back as the clean image, which need not lie in an artefact range */
                     int attacked = memcmp(xa, x0, sizeof(float) * d) != 0;
-                    float lo[3], hi[3], qtol = r->quantize ? 0.5f / 255 : 0; /* 8-bit rounding may step past a range end off the grid */
-                    for (int c = 0; c < 3; c++) qb_attack_range(&cfg, c, &lo[c], &hi[c]);
+                    float qtol = r->quantize ? 0.5f / 255 : 0; /* 8-bit rounding may step past a range end off the grid */
                     for (size_t q = 0; q < d; q++) {
                         int c = (int)(q / plane);
-                        t->outside += attacked && (xa[q] < lo[c] - qtol || xa[q] > hi[c] + qtol);
+                        t->outside += attacked && (xa[q] < cfg.lo[c] - qtol || xa[q] > cfg.hi[c] + qtol);
                         t->outside01 += xa[q] < 0 || xa[q] > 1;
                         t->nan += !isfinite(xa[q]);
                         xc[q] = xa[q] - x0[q];
@@ -311,7 +310,7 @@ int cmd_attack(int argc, char **argv) {
     const char *attack_list = NULL, *eps_list = NULL;
     static run_ctx r;
     memset(&r, 0, sizeof r);
-    r.base.norm = QB_NORM_LINF;
+    qb_attack_cfg_init(&r.base);
     r.base.random_start = 1;
     for (int i = 1; i < argc; i++) {
         int mo = cmd_model_option(argc, argv, &i, &ov, &threads);

@@ -107,39 +107,16 @@ int qb_elastic_transform(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng,
 
 static const double pixelate_c[3][5] = {{0.6, 0.5, 0.4, 0.3, 0.25}, {0.9, 0.8, 0.7, 0.6, 0.5}, {0.95, 0.9, 0.85, 0.75, 0.65}};
 
-/* qb_resize(…, QB_INTERP_BOX) of a square RGB8 image (Pillow's two passes, horizontal into a
- * uint8 intermediate, then vertical, 22-bit fixed point on the same coefficient table) into
- * caller buffers: tmp in·out·3 bytes, acc out·3 ints. Integer sums, so the same bytes. */
+/* qb_resize(…, QB_INTERP_BOX) of a square RGB8 image with its two passes into caller
+ * buffers: tmp in·out·3 bytes, acc out·3 ints. */
 static int box_resize(uint8_t *dst, const uint8_t *src, int in, int out, uint8_t *tmp, int32_t *acc) {
     if (in == out) { memcpy(dst, src, (size_t)in * in * 3); return 0; }
     int *bd;
     int32_t *kk;
     int ks = qb_resize_coeffs(in, out, QB_INTERP_BOX, &bd, &kk);
     if (!ks) return QB_EXIT_FAIL;
-    const int32_t half = 1 << 21;
-#define CLIP22(a) ((a) >> 22 < 0 ? 0 : (a) >> 22 > 255 ? 255 : (uint8_t)((a) >> 22))
-    for (int y = 0; y < in; y++) {
-        const uint8_t *s = src + (size_t)y * in * 3;
-        uint8_t *d = tmp + (size_t)y * out * 3;
-        for (int x = 0; x < out; x++) {
-            const uint8_t *p = s + (size_t)bd[2 * x] * 3;
-            const int32_t *k = kk + (size_t)x * ks;
-            int32_t a0 = half, a1 = half, a2 = half;
-            for (int t = 0; t < bd[2 * x + 1]; t++) a0 += p[3 * t] * k[t], a1 += p[3 * t + 1] * k[t], a2 += p[3 * t + 2] * k[t];
-            d[3 * x] = CLIP22(a0), d[3 * x + 1] = CLIP22(a1), d[3 * x + 2] = CLIP22(a2);
-        }
-    }
-    size_t w3 = (size_t)out * 3;
-    for (int y = 0; y < out; y++) {
-        const int32_t *k = kk + (size_t)y * ks;
-        for (size_t i = 0; i < w3; i++) acc[i] = half;
-        for (int t = 0; t < bd[2 * y + 1]; t++) {
-            const uint8_t *s = tmp + (size_t)(bd[2 * y] + t) * w3;
-            for (size_t i = 0; i < w3; i++) acc[i] += s[i] * k[t];
-        }
-        for (size_t i = 0; i < w3; i++) dst[(size_t)y * w3 + i] = CLIP22(acc[i]);
-    }
-#undef CLIP22
+    qb_resample_h(tmp, out, src, in, in, bd, kk, ks);
+    qb_resample_v(dst, out, tmp, (size_t)out * 3, bd, kk, ks, acc);
     free(bd), free(kk);
     return 0;
 }

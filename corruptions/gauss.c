@@ -223,10 +223,6 @@ GAUSS_FOLDED(float)
 GAUSS_IMPL(double)
 GAUSS_IMPL(float)
 
-void openblas_set_num_threads(int);
-/* one BLAS thread per call, as lib/vit_ops.c sets it (a program may link the corruptions alone) */
-__attribute__((constructor)) static void gauss_blas_one_thread(void) { openblas_set_num_threads(1); }
-
 int qbc_gauss_planes_gemm(double *a, int np, int n, double sigma, int reflect, double truncate) {
     if (sigma <= 1e-15) return 0;
     double *wt;

@@ -52,5 +52,13 @@ void qb_image_to_chw(float *out, const qb_image *img);              /* ToTensor:
  * bounds[2i] .. bounds[2i]+bounds[2i+1]−1 with 22-bit fixed-point weights coeffs[i·ksize + t].
  * Returns ksize (> 0), or 0 after qb_error. Caller frees both arrays. Exposed for tests. */
 int qb_resize_coeffs(int in_size, int out_size, qb_interp filter, int **bounds, int32_t **coeffs);
+/* The two passes of qb_resize on RGB8 rows with a qb_resize_coeffs table, into caller buffers
+ * (for callers that resize often, e.g. pixelate). Horizontal: `rows` rows of src (stride
+ * in_w·3) into dst (stride out_w·3). Vertical: out_h rows of dst (stride w3 bytes), each a
+ * weighted sum of whole src rows; acc holds w3 ints. */
+void qb_resample_h(uint8_t *dst, int out_w, const uint8_t *src, int in_w, int rows, const int *bounds,
+                   const int32_t *kk, int ksize);
+void qb_resample_v(uint8_t *dst, int out_h, const uint8_t *src, size_t w3, const int *bounds, const int32_t *kk,
+                   int ksize, int32_t *acc);
 
 #endif

@@ -1,10 +1,16 @@
-/* qb.c — error recording, aligned allocation, clock. */
+/* qb.c — error recording, aligned allocation, clock, $VAR expansion, the OpenBLAS thread setting. */
 #include "qb.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* OpenBLAS runs one thread per call in every questbench program: the GEMM callers (lib/vit_ops.c,
+ * corruptions/gauss.c) thread over tiles fixed by the shape, so results never depend on the
+ * thread count. qb.o is in every program (errors), so the setting is made here, once. */
+void openblas_set_num_threads(int);
+__attribute__((constructor)) static void blas_one_thread_per_call(void) { openblas_set_num_threads(1); }
 
 static _Thread_local char qb_errbuf[1024];
 

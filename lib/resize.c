@@ -129,8 +129,7 @@ static inline uint8_t clip8(int32_t acc) {
     return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v;
 }
 
-/* Horizontal pass over `rows` rows of src (stride in_w·3) into dst (stride out_w·3). */
-static void resample_h(uint8_t *dst, int out_w, const uint8_t *src, int in_w, int rows, const int *bounds,
+void qb_resample_h(uint8_t *dst, int out_w, const uint8_t *src, int in_w, int rows, const int *bounds,
                        const int32_t *kk, int ksize) {
     for (int y = 0; y < rows; y++) {
         const uint8_t *s = src + (size_t)y * in_w * 3;
@@ -152,9 +151,8 @@ static void resample_h(uint8_t *dst, int out_w, const uint8_t *src, int in_w, in
     }
 }
 
-/* Vertical pass: each output row is a weighted sum of whole source rows (stride w3 bytes);
- * accumulating row by row keeps the inner loop contiguous (vectorisable). acc has w3 ints. */
-static void resample_v(uint8_t *dst, int out_h, const uint8_t *src, size_t w3, const int *bounds,
+/* Accumulating row by row keeps the vertical pass's inner loop contiguous (vectorisable). */
+void qb_resample_v(uint8_t *dst, int out_h, const uint8_t *src, size_t w3, const int *bounds,
                        const int32_t *kk, int ksize, int32_t *acc) {
     for (int y = 0; y < out_h; y++) {
         const int32_t *k = kk + (size_t)y * ksize;
@@ -251,7 +249,7 @@ int qb_resize(qb_image *dst, const qb_image *src, int out_w, int out_h, qb_inter
         qb_image t = {0};
         if ((rc = alloc_image(&t, out_w, last - first))) goto done;
         tmp = t.rgb;
-        resample_h(tmp, out_w, src->rgb + (size_t)first * src->w * 3, src->w, last - first, bh, kh, ksize_h);
+        qb_resample_h(tmp, out_w, src->rgb + (size_t)first * src->w * 3, src->w, last - first, bh, kh, ksize_h);
         cur = tmp;
         if (!need_v) { /* the uint8 intermediate is the result */
             dst->rgb = tmp, dst->w = out_w, dst->h = out_h;
@@ -267,7 +265,7 @@ int qb_resize(qb_image *dst, const qb_image *src, int out_w, int out_h, qb_inter
         goto done;
     }
     if ((rc = alloc_image(dst, out_w, out_h))) goto done;
-    resample_v(dst->rgb, out_h, cur, w3, bv, kv, ksize_v, acc);
+    qb_resample_v(dst->rgb, out_h, cur, w3, bv, kv, ksize_v, acc);
     rc = 0;
 done:
     free(bh), free(bv), free(kh), free(kv), free(acc), free(tmp);

@@ -73,10 +73,8 @@ void im2col_backward(float *dimg, const float *dpatches, int B, int C, int G, in
  * threading partitions work by thread count and its edge kernels round differently, so
  * results would change with --threads; a tiling fixed by the shape alone does not.
  * (The pthread build is safe to call from several threads at once; Debian's serial build
- * is not — it shares one buffer pool without locks.) */
-
-void openblas_set_num_threads(int);
-__attribute__((constructor)) static void blas_one_thread_per_call(void) { openblas_set_num_threads(1); }
+ * is not — it shares one buffer pool without locks.) The one-thread setting is made once for
+ * every program, in lib/qb.c. */
 
 void gemm_tiled(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                 int ldb, float beta, float *C, int ldc, int row_group) {

@@ -69,9 +69,8 @@ static void fixture_close(fixture *fx) {
 
 static qb_attack_cfg cfg_make(qb_norm norm, float eps, float step, int steps) {
     qb_attack_cfg c;
-    memset(&c, 0, sizeof c);
+    qb_attack_cfg_init(&c);
     c.norm = norm, c.eps = eps, c.step = step, c.steps = steps, c.restarts = 1;
-    c.scale[0] = c.scale[1] = c.scale[2] = 1.0f;
     return c;
 }
 

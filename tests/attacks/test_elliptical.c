@@ -1,5 +1,5 @@
-/* test_elliptical.c — the per-channel range of attacks.h (the default [0,1] bit-identical to a
- * zeroed config), the elliptical-compat protocol of attacks/elliptical.c (FGSM and PGD against
+/* test_elliptical.c — the per-channel range of attacks.h (the default [0,1] equal to the range set by
+ * hand), the elliptical-compat protocol of attacks/elliptical.c (FGSM and PGD against
  * hand-written references, APGD's range artefact on a fixture model), Square L2 and FAB-T L2.
  * Part of the `attacks` suite (test_attacks.c adds this tcase). */
 #include "qbtest.h"
@@ -50,14 +50,13 @@ static void tiny_close(tiny *t) {
 
 static qb_attack_cfg base_cfg(qb_norm norm, float eps, int steps) {
     qb_attack_cfg c;
-    memset(&c, 0, sizeof c);
+    qb_attack_cfg_init(&c);
     c.norm = norm, c.eps = eps, c.steps = steps, c.restarts = 1, c.random_start = 1, c.seed = 7, c.n_targets = 3;
-    c.scale[0] = c.scale[1] = c.scale[2] = 1.0f;
     return c;
 }
 
-/* An explicit range [0,1] gives the same floats as a zeroed config (the former clip01), for
- * every attack and both norms; so do per-channel scales. */
+/* Setting the range [0,1] by hand gives the same floats as qb_attack_cfg_init's default, for
+ * every attack and both norms, with per-channel scales. */
 START_TEST(test_range_default_bit_identical) {
     tiny t;
     tiny_open(&t, "attacks/sdpa_attack.safetensors");
