@@ -3,7 +3,8 @@
  * Python references measured on this machine (issue 5: bethgelab imagecorruptions 1.1.2
  * 1.08 s per image for all 95, hendrycks make_imagenet_c.py 7.4 s). Target ≤ 50 ms.
  * Images: the 4 reference crops from $QUESTBENCH_DATA/corruption-ref,
- * or synthetic ones when absent. Usage: bench_corrupt [--rounds N] */
+ * or synthetic ones when absent. Usage: bench_corrupt [--rounds N] [--only NAME] (NAME: one
+ * corruption, timed alone, e.g. under perf record) */
 #include "../corruptions/corruptions.h"
 #include <omp.h>
 #include <stdio.h>
@@ -13,9 +14,13 @@
 #define N_IMG 4
 
 int main(int argc, char **argv) {
-    int rounds = 2;
+    int rounds = 2, only = -1;
     for (int i = 1; i + 1 < argc; i += 2)
         if (!strcmp(argv[i], "--rounds")) rounds = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--only") && (only = qb_corruption_find(argv[i + 1])) < 0) {
+            fprintf(stderr, "bench_corrupt: unknown corruption '%s'\n", argv[i + 1]);
+            return 2;
+        }
     if (rounds < 1) rounds = 1;
     omp_set_num_threads(1);
     const char *dd = getenv("QUESTBENCH_DATA");
@@ -45,22 +50,28 @@ int main(int argc, char **argv) {
            synthetic ? " (synthetic images: reference crops not found)" : "");
     double total = 0;
     for (int c = 0; c < QB_N_CORRUPTIONS; c++) {
+        if (only >= 0 && c != only) continue;
         if (c == qb_corruption_find("frost") && !have_frost) {
             printf("%-18s   skipped (frost textures not found at %s)\n", qb_corruptions[c].name, fdir);
             continue;
         }
-        double t0 = qb_now();
-        for (int r = 0; r < rounds; r++)
-            for (int i = 0; i < N_IMG; i++)
-                for (int s = 1; s <= 5; s++)
+        double sev_ms[5] = {0}, ms = 0;
+        for (int s = 1; s <= 5; s++) {
+            double t0 = qb_now();
+            for (int r = 0; r < rounds; r++)
+                for (int i = 0; i < N_IMG; i++)
                     if (qb_corrupt(out, img[i], c, s, QB_CRNG_COUNTER, (uint64_t)r, (uint64_t)i, &ctx)) {
                         fprintf(stderr, "bench_corrupt: %s\n", qb_last_error());
                         return 1;
                     }
-        double ms = 1000.0 * (qb_now() - t0) / (rounds * N_IMG);
+            sev_ms[s - 1] = 1000.0 * (qb_now() - t0) / (rounds * N_IMG);
+            ms += sev_ms[s - 1];
+        }
         total += ms;
-        printf("%-18s %8.2f ms/image (5 severities)\n", qb_corruptions[c].name, ms);
+        printf("%-18s %8.2f ms/image (5 severities: %.2f %.2f %.2f %.2f %.2f)\n", qb_corruptions[c].name, ms,
+               sev_ms[0], sev_ms[1], sev_ms[2], sev_ms[3], sev_ms[4]);
     }
+    if (only >= 0) return 0;
     printf("all 95             %8.2f ms/image  (target <= 50 ms)\n", total);
     printf("-- vs Python on this machine (issue 5): imagecorruptions 1.1.2 1080 ms -> %.1fx, "
            "make_imagenet_c.py 7400 ms -> %.1fx\n", 1080.0 / total, 7400.0 / total);

@@ -45,12 +45,15 @@ static int defocus_kernel(float *K, double radius, double alias) {
     return sz;
 }
 
-/* filter2D with K = GaussianBlur(disk) when the blurred disk stays inside the kernel array (so the
- * reflection inside it never acts): K = G∗D exactly, and correlating with K is correlating with the
- * binary disk D (integer row-segment sums from prefix sums: exact) and then with the separable 3×3
- * or 5×5 G (f64), all on the image padded once with REFLECT_101 (the composed kernel's borders).
- * K's f32 taps differ from G∗D/count by ~1e−8 relative; the result is scaled by ΣK/Σ(G∗D) so flat
- * regions, which the reference puts at v·ΣK just off k/255, land on the same side. */
+/* filter2D with K = GaussianBlur(disk): correlating with G∗D is correlating with the binary disk D
+ * (integer row-segment sums from prefix sums: exact) and then with the separable 3×3 or 5×5 G
+ * (f64), all on the image padded once with REFLECT_101 (the composed kernel's borders). Where the
+ * blurred disk reaches the kernel array's edge (radius near L: imagenet severities 4–5), OpenCV's
+ * REFLECT_101 inside the array folds the spill back: K = crop(G∗D) + fold. Those few taps — the
+ * spill outside the array, negated, and the band the fold lands on — are a sparse correction added
+ * after the composed pass. K's other f32 taps differ from G∗D/count by ~1e−8 relative; the composed
+ * part is scaled so flat regions, which the reference puts at v·ΣK just off k/255, land on the same
+ * side. */
 static int defocus_composed(uint8_t *out, const uint8_t *in, int S, const float *K, int sz, double radius,
                             double alias) {
     int L = sz / 2, ks = radius <= 8 ? 3 : 5, kr = ks / 2, e[21], rd = 0, count = 0;
@@ -62,16 +65,70 @@ static int defocus_composed(uint8_t *out, const uint8_t *in, int S, const float 
         }
         if (e[a] >= 0) count += 2 * e[a] + 1, rd = a - L > rd ? a - L : rd;
     }
-    double gd[5], gs = 0, g[5], g1 = 0, ksum = 0;
+    double gd[5], gs = 0, g[5];
     for (int m = 0; m < ks; m++) gs += gd[m] = exp(-0.5 / (alias * alias) * (m - kr) * (m - kr));
-    for (int m = 0; m < ks; m++) g1 += g[m] = (float)(gd[m] * (1.0 / gs));
+    for (int m = 0; m < ks; m++) g[m] = (float)(gd[m] * (1.0 / gs));
+    /* Wf: G∗D (binary D) at offsets −F..F; Kd: the reference's pipeline in f64, reflection included */
+    enum { FM = 25 };
+    int F = L + kr, FW = 2 * F + 1;
+    if (FW > FM || sz > 21) return qb_error(QB_EXIT_FAIL, "defocus_blur: radius %g beyond the presets'", radius);
+    double Wf[FM * FM], Kd[21 * 21], Td[21 * 21];
+    for (int u = 0; u < FW; u++)
+        for (int v = 0; v < FW; v++) {
+            double w = 0;
+            for (int i = 0; i < ks; i++)
+                for (int j = 0; j < ks; j++) {
+                    int a = u - F - (i - kr) + L, b = v - F - (j - kr) + L;
+                    if (a >= 0 && a < sz && b >= 0 && b < sz && e[a] >= 0 && abs(b - L) <= e[a]) w += g[i] * g[j];
+                }
+            Wf[u * FW + v] = w / count;
+        }
+    for (int a = 0; a < sz; a++)
+        for (int b = 0; b < sz; b++) {
+            double t = 0;
+            for (int j = 0; j < ks; j++) {
+                int bb = qbc_reflect101(b + j - kr, sz);
+                t += g[j] * (e[a] >= 0 && abs(bb - L) <= e[a]);
+            }
+            Td[a * sz + b] = t;
+        }
+    for (int a = 0; a < sz; a++)
+        for (int b = 0; b < sz; b++) {
+            double t = 0;
+            for (int i = 0; i < ks; i++) t += g[i] * Td[qbc_reflect101(a + i - kr, sz) * sz + b];
+            Kd[a * sz + b] = t / count;
+        }
+    /* the correction taps (offsets dy, dx; weights ·1/255) and the composed part's scale */
+    int cdy[FM * FM], cdx[FM * FM], nc = 0;
+    double cw[FM * FM], kin = 0, win = 0;
+    for (int u = 0; u < FW; u++)
+        for (int v = 0; v < FW; v++) {
+            int a = u - kr, b = v - kr, inside = a >= 0 && a < sz && b >= 0 && b < sz;
+            double w = Wf[u * FW + v];
+            if (!inside) {
+                if (w != 0) cdy[nc] = u - F, cdx[nc] = v - F, cw[nc++] = 0; /* set below */
+            } else if (fabs(Kd[a * sz + b] - w) > 1e-6 / count) {
+                cdy[nc] = u - F, cdx[nc] = v - F, cw[nc++] = 0;
+            } else kin += K[a * sz + b], win += w;
+        }
+    double g1 = 0, ksum = 0, sigma;
+    for (int m = 0; m < ks; m++) g1 += g[m];
     for (int i = 0; i < sz * sz; i++) ksum += K[i];
-    double scale = ksum / (g1 * g1 * count) / 255.0;
-    int R = rd + kr, W = S + 2 * R, Qn = S + 2 * kr;
+    sigma = nc ? kin / win : ksum / (g1 * g1); /* no fold: ΣK / Σ(G∗D/count) */
+    for (int t = 0; t < nc; t++) { /* the composed part is σ·Wf everywhere: take σ·Wf off, put K on */
+        int a = cdy[t] + F - kr, b = cdx[t] + F - kr, inside = a >= 0 && a < sz && b >= 0 && b < sz;
+        double w = Wf[(cdy[t] + F) * FW + cdx[t] + F];
+        cw[t] = ((inside ? K[a * sz + b] : 0.0) - sigma * w) / 255.0;
+    }
+    double scale = sigma / count / 255.0;
+    int R = rd + kr > F ? rd + kr : F, W = S + 2 * R, Qn = S + 2 * kr;
     int32_t *H = qbc_scratch(0, (size_t)W * (W + 1) * sizeof(int32_t));
     int32_t *Q = qbc_scratch(1, (size_t)Qn * Qn * sizeof(int32_t));
     double *T = qbc_scratch(2, (size_t)(Qn + 4 + S) * sizeof(double));
-    if (!H || !Q || !T) return QB_EXIT_FAIL;
+    double *Pd = nc ? qbc_scratch(3, (size_t)W * W * sizeof(double)) : NULL;
+    int *coff = qbc_scratch(4, (size_t)(nc + 1) * sizeof(int));
+    if (!H || !Q || !T || !coff || (nc && !Pd)) return QB_EXIT_FAIL;
+    for (int t = 0; t < nc; t++) coff[t] = (R + cdy[t]) * W + R + cdx[t];
     int xr[64 + 512];
     if (W > 64 + 512) return qb_error(QB_EXIT_FAIL, "defocus_blur: image too large");
     for (int x = 0; x < W; x++) xr[x] = qbc_reflect101(x - R, S);
@@ -84,6 +141,8 @@ static int defocus_composed(uint8_t *out, const uint8_t *in, int S, const float 
             for (int x = 0; x < R; x++) acc += row[xr[x] * 3], h[x + 1] = acc;
             for (int x = R; x < R + S; x++) acc += row[(x - R) * 3], h[x + 1] = acc;
             for (int x = R + S; x < W; x++) acc += row[xr[x] * 3], h[x + 1] = acc;
+            if (nc)
+                for (int x = 0; x < W; x++) Pd[(size_t)y * W + x] = row[xr[x] * 3];
         }
         /* Q[y][x]: disk sum centred on image (y − kr, x − kr), padded (y − kr + R, x − kr + R) */
         for (int y = 0; y < Qn; y++) {
@@ -112,7 +171,28 @@ static int defocus_composed(uint8_t *out, const uint8_t *in, int S, const float 
 #pragma omp simd
                 for (int x = 0; x < S; x++) U[x] += g[j] * T[x + j];
             uint8_t *o = out + (size_t)y * S * 3 + k;
-            for (int x = 0; x < S; x++) o[(size_t)x * 3] = qbc_out8n(U[x] * scale);
+            if (nc) { /* the correction taps, 16 outputs at a time with their sums in registers */
+                const double *base = Pd + (size_t)y * W;
+                int x = 0;
+                for (; x + 16 <= S; x += 16) {
+                    qbc_v4d s0 = qbc_ld4(U + x) * scale, s1 = qbc_ld4(U + x + 4) * scale;
+                    qbc_v4d s2 = qbc_ld4(U + x + 8) * scale, s3 = qbc_ld4(U + x + 12) * scale;
+                    for (int t = 0; t < nc; t++) {
+                        const double *src = base + coff[t] + x;
+                        double w = cw[t];
+                        s0 += w * qbc_ld4(src), s1 += w * qbc_ld4(src + 4);
+                        s2 += w * qbc_ld4(src + 8), s3 += w * qbc_ld4(src + 12);
+                    }
+                    qbc_st4(U + x, s0), qbc_st4(U + x + 4, s1), qbc_st4(U + x + 8, s2), qbc_st4(U + x + 12, s3);
+                }
+                for (; x < S; x++) {
+                    double acc = U[x] * scale;
+                    for (int t = 0; t < nc; t++) acc += cw[t] * base[coff[t] + x];
+                    U[x] = acc;
+                }
+                for (x = 0; x < S; x++) o[(size_t)x * 3] = qbc_out8n(U[x]);
+            } else
+                for (int x = 0; x < S; x++) o[(size_t)x * 3] = qbc_out8n(U[x] * scale);
         }
     }
     return 0;
@@ -125,60 +205,7 @@ int qb_defocus_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, cons
     double radius = defocus_params[ctx->preset][sev - 1][0], alias = defocus_params[ctx->preset][sev - 1][1];
     int sz = defocus_kernel(K, radius, alias);
     /* disk half-extent floor(r) plus the blur's radius inside the array: no reflection in K */
-    if ((int)radius + (radius <= 8 ? 1 : 2) <= sz / 2) return defocus_composed(out, in, S, K, sz, radius, alias);
-    int c = sz / 2, P = S + 2 * c;
-    /* taps over the non-zero span of each kernel row, in the row-major order of the sum */
-    int *toff = qbc_scratch(2, (size_t)sz * sz * sizeof(int));
-    double *tw = qbc_scratch(3, (size_t)sz * sz * sizeof(double));
-    if (!toff || !tw) return QB_EXIT_FAIL;
-    int nt = 0;
-    for (int a = 0; a < sz; a++) {
-        int b0 = sz, b1 = -1;
-        for (int b = 0; b < sz; b++)
-            if (K[a * sz + b] != 0) { if (b < b0) b0 = b; b1 = b; }
-        for (int b = b0; b <= b1; b++) toff[nt] = a * P + b, tw[nt++] = K[a * sz + b];
-    }
-    /* f64 accumulation as before (an f32 sum moved 0.5 % of values by one against the reference:
-     * flat regions land exactly on k/255) */
-    double *pad = qbc_scratch(0, (size_t)P * P * sizeof(double));
-    if (!pad) return QB_EXIT_FAIL;
-    double lut[256];
-    for (int v = 0; v < 256; v++) lut[v] = v / 255.0;
-    for (int k = 0; k < 3; k++) {
-        for (int y = 0; y < P; y++) {
-            const uint8_t *row = in + (size_t)qbc_reflect101(y - c, S) * S * 3 + k;
-            double *pr = pad + (size_t)y * P;
-            for (int x = 0; x < c; x++)
-                pr[x] = lut[row[qbc_reflect101(x - c, S) * 3]], pr[c + S + x] = lut[row[qbc_reflect101(S + x, S) * 3]];
-            for (int x = 0; x < S; x++) pr[c + x] = lut[row[x * 3]];
-        }
-        for (int y = 0; y < S; y++) {
-            const double *base = pad + (size_t)y * P;
-            uint8_t *o = out + (size_t)y * S * 3 + k;
-            int x = 0;
-            /* 32 outputs at a time, their sums in registers across all taps */
-            for (; x + 32 <= S; x += 32) {
-                qbc_v4d s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, s4 = {0}, s5 = {0}, s6 = {0}, s7 = {0};
-                for (int t = 0; t < nt; t++) {
-                    const double *src = base + toff[t] + x;
-                    double w = tw[t];
-                    s0 += w * qbc_ld4(src), s1 += w * qbc_ld4(src + 4), s2 += w * qbc_ld4(src + 8);
-                    s3 += w * qbc_ld4(src + 12), s4 += w * qbc_ld4(src + 16), s5 += w * qbc_ld4(src + 20);
-                    s6 += w * qbc_ld4(src + 24), s7 += w * qbc_ld4(src + 28);
-                }
-                double acc[32];
-                qbc_st4(acc, s0), qbc_st4(acc + 4, s1), qbc_st4(acc + 8, s2), qbc_st4(acc + 12, s3);
-                qbc_st4(acc + 16, s4), qbc_st4(acc + 20, s5), qbc_st4(acc + 24, s6), qbc_st4(acc + 28, s7);
-                for (int i = 0; i < 32; i++) o[(size_t)(x + i) * 3] = qbc_out8(acc[i]);
-            }
-            for (; x < S; x++) {
-                double acc = 0;
-                for (int t = 0; t < nt; t++) acc += tw[t] * base[toff[t] + x];
-                o[(size_t)x * 3] = qbc_out8(acc);
-            }
-        }
-    }
-    return 0;
+    return defocus_composed(out, in, S, K, sz, radius, alias);
 }
 
 /* ---------------- glass_blur ---------------- */

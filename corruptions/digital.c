@@ -45,7 +45,7 @@ int qb_elastic_transform(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng,
     double alpha = base * mu[0], sigma = base * mu[1], aff = base * mu[2];
     size_t n = (size_t)S * S;
     /* per-thread scratch (slots 0–3; the Gaussian uses 4, 6 and 7): no page faults per call */
-    float *v = qbc_scratch(0, n * 3 * sizeof(float)), *w = qbc_scratch(1, n * 3 * sizeof(float));
+    float *v = qbc_scratch(0, (n * 3 + 4) * sizeof(float)), *w = qbc_scratch(1, (n * 3 + 4) * sizeof(float));
     float *dxf = qbc_scratch(2, n * 2 * sizeof(float)), *dyf = dxf ? dxf + n : NULL;
     double *U = qbc_scratch(3, 2 * n * sizeof(double));
     if (!v || !w || !dxf || !U) return QB_EXIT_FAIL;
@@ -53,6 +53,7 @@ int qb_elastic_transform(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng,
     float lut[256];
     for (int i = 0; i < 256; i++) lut[i] = (float)i / 255.0f;
     for (size_t i = 0; i < n * 3; i++) v[i] = lut[in[i]];
+    v[n * 3] = 0; /* the padding float the vector loads read */
     /* random affine on three points around the centre */
     float cs = (float)(S / 2), q = (float)(S / 3);
     float p1[6] = {cs + q, cs + q, cs + q, cs - q, cs - q, cs - q}, p2[6];
@@ -89,15 +90,14 @@ int qb_elastic_transform(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng,
             int c0 = qbc_reflect((int)cf, S), c1 = qbc_reflect((int)cf + 1, S);
             o00[j] = (r0 * S + c0) * 3, o01[j] = (r0 * S + c1) * 3, o10[j] = (r1 * S + c0) * 3, o11[j] = (r1 * S + c1) * 3;
         }
-        for (int j = 0; j < S; j++) { /* scalar: AVX2 gathers were slower here */
+        for (int j = 0; j < S; j++) { /* a pixel's channels in one vector, the scalar order lane by lane */
             double tr = TR[j], tc = TC[j];
-            for (int k = 0; k < 3; k++) {
-                double t = (double)w[o00[j] + k] * (1 - tr) * (1 - tc);
-                t += (double)w[o01[j] + k] * (1 - tr) * tc;
-                t += (double)w[o10[j] + k] * tr * (1 - tc);
-                t += (double)w[o11[j] + k] * tr * tc;
-                out[((size_t)i * S + j) * 3 + k] = qbc_out8f((float)t);
-            }
+            qbc_v4d t = __builtin_convertvector(qbc_ld4f(w + o00[j]), qbc_v4d) * (1 - tr) * (1 - tc);
+            t += __builtin_convertvector(qbc_ld4f(w + o01[j]), qbc_v4d) * (1 - tr) * tc;
+            t += __builtin_convertvector(qbc_ld4f(w + o10[j]), qbc_v4d) * tr * (1 - tc);
+            t += __builtin_convertvector(qbc_ld4f(w + o11[j]), qbc_v4d) * tr * tc;
+            uint8_t *o = out + ((size_t)i * S + j) * 3;
+            o[0] = qbc_out8f((float)t[0]), o[1] = qbc_out8f((float)t[1]), o[2] = qbc_out8f((float)t[2]);
         }
     }
     return 0;

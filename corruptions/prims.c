@@ -227,6 +227,7 @@ void qbc_affine_from_points(const float src[6], const float dst[6], double A[6])
 
 static int rne_int(double v) { return (int)nearbyint(v); }
 
+/* in and out: S·S·3 floats plus one of padding (read and written past the last pixel) */
 void qbc_warp_affine_f32(float *out, const float *in, int S, const double A[6]) {
     double D = A[0] * A[4] - A[1] * A[3];
     D = D != 0 ? 1.0 / D : 0;
@@ -250,10 +251,14 @@ void qbc_warp_affine_f32(float *out, const float *in, int S, const double A[6]) 
             int ya = qbc_reflect101(yi, S), yb = qbc_reflect101(yi + 1, S);
             oa[x] = (ya * S + xa) * 3, ob[x] = (ya * S + xb) * 3, oc[x] = (yb * S + xa) * 3, od[x] = (yb * S + xb) * 3;
         }
+        /* one pixel's three channels (and a fourth, overwritten by the next pixel) per vector:
+         * the scalar expression lane by lane; in and out carry one float of padding */
         float *o = out + (size_t)y * S * 3;
-        for (int x = 0; x < S; x++) /* scalar: AVX2 gathers were slower here */
-            for (int k = 0; k < 3; k++)
-                o[3 * x + k] = in[oa[x] + k] * w00[x] + in[ob[x] + k] * w01[x] + in[oc[x] + k] * w10[x] + in[od[x] + k] * w11[x];
+        for (int x = 0; x < S; x++) {
+            qbc_v4f r = qbc_ld4f(in + oa[x]) * w00[x] + qbc_ld4f(in + ob[x]) * w01[x] + qbc_ld4f(in + oc[x]) * w10[x] +
+                        qbc_ld4f(in + od[x]) * w11[x];
+            memcpy(o + 3 * x, &r, sizeof r);
+        }
     }
     free(ax), free(wt);
 }

@@ -96,13 +96,16 @@ static inline uint8_t qbc_out8n(double v) {
     return (uint8_t)(int32_t)(v * 255.0);
 }
 static inline uint8_t qbc_out8f(float v) {
-    v = v < 0 ? 0 : v > 1 ? 1 : v;
-    return (uint8_t)(v * 255.0f);
+    v = v > 0 ? v : 0; /* two selects (maxss/minss), not branches; NaN → 0 */
+    v = v < 1 ? v : 1;
+    return (uint8_t)(int32_t)(v * 255.0f);
 }
 /* Four doubles in a register (GCC/Clang vector extension; AVX2 with -march=native, plain code
  * elsewhere): lets the hot filters keep their running sums in registers. Element-wise +, *
  * round exactly like the scalar operations (no contraction under -std=c11). */
 typedef double qbc_v4d __attribute__((vector_size(32)));
+typedef float qbc_v4f __attribute__((vector_size(16)));
+static inline qbc_v4f qbc_ld4f(const float *p) { qbc_v4f v; memcpy(&v, p, sizeof v); return v; }
 static inline qbc_v4d qbc_ld4(const double *p) { qbc_v4d v; memcpy(&v, p, sizeof v); return v; }
 static inline void qbc_st4(double *p, qbc_v4d v) { memcpy(p, &v, sizeof v); }
 
