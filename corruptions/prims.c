@@ -337,32 +337,42 @@ void qbc_distance_transform(float *out, const uint8_t *in, int h, int w) {
     for (size_t p = 0; p < (size_t)(h + 4) * W4; p++) pd[p] = INF;
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) pd[(size_t)(y + 2) * W4 + x + 2] = in[(size_t)y * w + x] ? INF : 0;
-    const int o[8] = {-2 * W4 - 1, -2 * W4 + 1, -W4 - 2, -W4 - 1, -W4, -W4 + 1, -W4 + 2, -1};
-    const int fw[8] = {C, C, C, B, A, B, C, A};
+    /* each scan: the seven taps of the rows already done, as a vectorisable min (a zero stays
+     * zero: every candidate is ≥ a weight > 0), then the serial left (right) neighbour */
+#define DT_MIN(b, v) b = (v) < b ? (v) : b
     for (int y = 0; y < h; y++) {
         int *d = pd + (size_t)(y + 2) * W4 + 2;
+        const int *r2 = d - 2 * W4, *r1 = d - W4;
+#pragma omp simd
         for (int x = 0; x < w; x++) {
-            if (!d[x]) continue;
             int best = d[x];
-            for (int t = 0; t < 8; t++) {
-                int v = d[x + o[t]] + fw[t];
-                if (v < best) best = v;
-            }
+            DT_MIN(best, r2[x - 1] + C), DT_MIN(best, r2[x + 1] + C), DT_MIN(best, r1[x - 2] + C);
+            DT_MIN(best, r1[x - 1] + B), DT_MIN(best, r1[x] + A), DT_MIN(best, r1[x + 1] + B);
+            DT_MIN(best, r1[x + 2] + C);
             d[x] = best;
+        }
+        for (int x = 0, prev = d[-1]; x < w; x++) { /* the carry in a register, not through memory */
+            int v = prev + A;
+            prev = d[x] = v < d[x] ? v : d[x];
         }
     }
     for (int y = h - 1; y >= 0; y--) {
         int *d = pd + (size_t)(y + 2) * W4 + 2;
-        for (int x = w - 1; x >= 0; x--) {
-            if (!d[x]) continue;
+        const int *r2 = d + 2 * W4, *r1 = d + W4;
+#pragma omp simd
+        for (int x = 0; x < w; x++) {
             int best = d[x];
-            for (int t = 0; t < 8; t++) {
-                int v = d[x - o[t]] + fw[t];
-                if (v < best) best = v;
-            }
+            DT_MIN(best, r2[x + 1] + C), DT_MIN(best, r2[x - 1] + C), DT_MIN(best, r1[x + 2] + C);
+            DT_MIN(best, r1[x + 1] + B), DT_MIN(best, r1[x] + A), DT_MIN(best, r1[x - 1] + B);
+            DT_MIN(best, r1[x - 2] + C);
             d[x] = best;
         }
+        for (int x = w - 1, prev = d[w]; x >= 0; x--) {
+            int v = prev + A;
+            prev = d[x] = v < d[x] ? v : d[x];
+        }
     }
+#undef DT_MIN
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) out[(size_t)y * w + x] = (float)pd[(size_t)(y + 2) * W4 + x + 2] * (1.0f / 65536.0f);
 }

@@ -223,45 +223,64 @@ int qb_spatter(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_
     int rc = 0;
     if (!Lq || !fa || !L8) return QB_EXIT_FAIL;
     qbc_normals(rng, Lq, n);
-    for (size_t i = 0; i < n; i++) Lq[i] = c[0] + c[1] * Lq[i];
+    const double c0 = c[0], c1 = c[1], c3 = c[3]; /* locals: Lq's stores cannot alias them */
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) Lq[i] = c0 + c1 * Lq[i];
     if ((rc = qbc_gauss_f64(Lq, S, S, 1, c[2], 0, 4.0))) goto done;
-    for (size_t i = 0; i < n; i++) if (Lq[i] < c[3]) Lq[i] = 0;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) Lq[i] = Lq[i] < c3 ? 0 : Lq[i];
     if (c[5] == 0) { /* water */
-        for (size_t i = 0; i < n; i++) L8[i] = qbc_trunc8(Lq[i] * 255.0);
+        /* Lq is 0 or ≥ c3 > 0 here: np.uint8's wrap is the int32 conversion's low byte */
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) L8[i] = (uint8_t)(int32_t)(Lq[i] * 255.0);
         qbc_canny(u1, L8, S, S, 50, 150);
+#pragma omp simd
         for (size_t i = 0; i < n; i++) u1[i] = (uint8_t)(255 - u1[i]);
         qbc_distance_transform(fa, u1, S, S);
-        for (size_t i = 0; i < n; i++) if (fa[i] > 20.0f) fa[i] = 20.0f;
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) fa[i] = fa[i] > 20.0f ? 20.0f : fa[i];
         qbc_blur3_f32(fb, fa, S, S);
-        for (size_t i = 0; i < n; i++) u1[i] = (uint8_t)fb[i];
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) u1[i] = (uint8_t)(int32_t)fb[i];
         qbc_equalize_hist(u2, u1, (int)n);
         static const int ker[9] = {-2, -1, 0, -1, 1, 1, 0, 1, 2};
         qbc_filter2d_u8_3x3(u1, u2, S, S, ker);
         qbc_blur3_u8(u2, u1, S, S);
         float mx = 0;
+#pragma omp simd reduction(max : mx)
         for (size_t i = 0; i < n; i++) {
             fa[i] = (float)L8[i] * (float)u2[i];
-            if (fa[i] > mx) mx = fa[i];
+            mx = fa[i] > mx ? fa[i] : mx;
         }
-        float inten = (float)c[4];
+        float inten = (float)c[4], lut[256];
+        for (int v = 0; v < 256; v++) lut[v] = (float)(v / 255.0);
         const float col[3] = {(float)(175 / 255.), (float)(238 / 255.), (float)(238 / 255.)};
+        if (mx == 0) { /* the reference's 0/0: NaN everywhere, which np.uint8 makes 0 */
+            memset(out, 0, 3 * n);
+            goto done;
+        }
         for (size_t i = 0; i < n; i++) {
-            float m = fa[i] / mx * inten; /* NaN when mx = 0, as in the reference */
-            for (int k = 0; k < 3; k++) {
-                float v = (float)(in[3 * i + k] / 255.0) + m * col[k];
-                out[3 * i + k] = v == v ? qbc_out8f(v) : 0;
-            }
+            float m = fa[i] / mx * inten;
+            const uint8_t *x = in + 3 * i;
+            uint8_t *o = out + 3 * i;
+            o[0] = qbc_out8f(lut[x[0]] + m * col[0]);
+            o[1] = qbc_out8f(lut[x[1]] + m * col[1]);
+            o[2] = qbc_out8f(lut[x[2]] + m * col[2]);
         }
     } else { /* mud */
-        for (size_t i = 0; i < n; i++) fa[i] = Lq[i] > c[3] ? 1.0f : 0.0f;
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) fa[i] = Lq[i] > c3 ? 1.0f : 0.0f;
         if ((rc = qbc_gauss_f32(fa, S, S, 1, c[4], 0, 4.0))) goto done;
         const float col[3] = {(float)(63 / 255.), (float)(42 / 255.), (float)(20 / 255.)};
+        float lut[256];
+        for (int v = 0; v < 256; v++) lut[v] = (float)(v / 255.0);
         for (size_t i = 0; i < n; i++) {
             float m = fa[i] < 0.8f ? 0.0f : fa[i];
-            for (int k = 0; k < 3; k++) {
-                float v = (float)(in[3 * i + k] / 255.0) * (1.0f - m) + col[k] * m;
-                out[3 * i + k] = qbc_out8f(v);
-            }
+            const uint8_t *x = in + 3 * i;
+            uint8_t *o = out + 3 * i;
+            o[0] = qbc_out8f(lut[x[0]] * (1.0f - m) + col[0] * m);
+            o[1] = qbc_out8f(lut[x[1]] * (1.0f - m) + col[1] * m);
+            o[2] = qbc_out8f(lut[x[2]] * (1.0f - m) + col[2] * m);
         }
     }
 done:
