@@ -208,6 +208,23 @@ void qbc_uniforms(qb_crng *r, double *out, size_t n) {
     }
 }
 
+void qbc_below(qb_crng *r, double a, uint8_t *out, size_t n) {
+    if (r->kind != QB_CRNG_COUNTER) {
+        for (size_t i = 0; i < n; i++) out[i] = qb_crng_uniform(r) < a;
+        return;
+    }
+    /* u = m·2^−53 with m = word >> 11 (exact), so u < a ⟺ m < ceil(a·2^53): integers only */
+    double t = ceil(a * 9007199254740992.0);
+    int64_t T = t <= 0 ? 0 : t >= 9007199254740992.0 ? (int64_t)9007199254740992 : (int64_t)t;
+    uint64_t buf[256];
+    for (size_t i = 0; i < n; i += 256) {
+        size_t m = n - i < 256 ? n - i : 256;
+        ctr_fill(&r->ctr, buf, m);
+#pragma omp simd
+        for (size_t j = 0; j < m; j++) out[i + j] = (int64_t)(buf[j] >> 11) < T;
+    }
+}
+
 void qbc_randints(qb_crng *r, long lo, long hi, int *out, size_t n) {
     uint64_t span = (uint64_t)(hi - lo);
     if (r->kind != QB_CRNG_COUNTER || span > 0xFFFFFFFFu || span == 0) {

@@ -17,11 +17,13 @@ int qb_contrast(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb
     (void)rng;
     double c = contrast_c[ctx->preset][sev - 1];
     size_t n = (size_t)ctx->S * ctx->S;
-    double m[3] = {0, 0, 0}, lut[256];
+    double m[3], lut[256];
     for (int v = 0; v < 256; v++) lut[v] = v / 255.0;
-    for (size_t p = 0; p < n; p++)
-        for (int k = 0; k < 3; k++) m[k] += lut[in[3 * p + k]];
-    for (int k = 0; k < 3; k++) m[k] /= (double)n;
+    /* channel means from exact integer sums (one rounding, not n: at least as close to
+     * NumPy's pairwise-summed mean of x/255 as a running f64 sum) */
+    uint64_t sum[3] = {0, 0, 0};
+    for (size_t p = 0; p < n; p++) sum[0] += in[3 * p], sum[1] += in[3 * p + 1], sum[2] += in[3 * p + 2];
+    for (int k = 0; k < 3; k++) m[k] = (double)sum[k] / 255.0 / (double)n;
     uint8_t o8[3][256]; /* the output depends only on (channel, value) */
     for (int k = 0; k < 3; k++)
         for (int v = 0; v < 256; v++) o8[k][v] = qbc_out8((lut[v] - m[k]) * c + m[k]);

@@ -81,6 +81,8 @@ int qb_shot_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const 
             }
             double x = u[j];
             int k = G[(int)(x * SHOT_GUIDE)];
+            k += F[k] <= x; /* the usual 0–2 steps without branches (F ends in 2.0: bounded) */
+            k += F[k] <= x;
             while (F[k] <= x) k++;
             out[i0 + j] = o8[k];
         }
@@ -92,16 +94,13 @@ int qb_shot_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const 
 int qb_impulse_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
     double a = impulse_amount[ctx->preset][sev - 1];
     size_t n = (size_t)ctx->S * ctx->S * 3;
-    double *u = qbc_scratch(0, n * sizeof(double));
-    if (!u) return QB_EXIT_FAIL;
-    qbc_uniforms(rng, u, n);
+    qbc_below(rng, a, out, n); /* flipped */
+    uint8_t salt[NOISE_CHUNK];
+    for (size_t i0 = 0; i0 < n; i0 += NOISE_CHUNK) { /* salted: the next n draws, < 0.5 */
+        size_t m = n - i0 < NOISE_CHUNK ? n - i0 : NOISE_CHUNK;
+        qbc_below(rng, 0.5, salt, m);
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) out[i] = u[i] < a; /* flipped */
-    qbc_uniforms(rng, u, n);
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        uint8_t salted = u[i] < 0.5 ? 255 : 0;
-        out[i] = out[i] ? salted : in[i];
+        for (size_t j = 0; j < m; j++) out[i0 + j] = out[i0 + j] ? (uint8_t)(salt[j] ? 255 : 0) : in[i0 + j];
     }
     return 0;
 }
