@@ -208,6 +208,32 @@ void qbc_uniforms(qb_crng *r, double *out, size_t n) {
     }
 }
 
+/* qb_crng_uniform n times, in bulk: for the counter stream the two-round words of qb_rng_u64
+ * (key + c·G, mixed, ^ key, mixed), four lanes at a time — the same values in the same order. */
+void qbc_uniforms_exact(qb_crng *r, double *out, size_t n) {
+    if (r->kind != QB_CRNG_COUNTER) {
+        for (size_t i = 0; i < n; i++) out[i] = qb_crng_uniform(r);
+        return;
+    }
+    const uint64_t G = 0x9E3779B97F4A7C15ull;
+    qb_rng *g = &r->ctr;
+    uint64_t key = g->key, c0 = g->counter, z0 = c0 * G + key;
+    ctr_v4 z = {z0, z0 + G, z0 + 2 * G, z0 + 3 * G};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4, z += 4 * G) {
+        ctr_v4 x = z;
+        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+        x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+        x = (x ^ (x >> 31)) ^ key;
+        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+        x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+        x ^= x >> 31;
+        for (int l = 0; l < 4; l++) out[i + l] = (double)(x[l] >> 11) * (1.0 / 9007199254740992.0);
+    }
+    g->counter = c0 + i;
+    for (; i < n; i++) out[i] = qb_rng_uniform(g);
+}
+
 void qbc_below(qb_crng *r, double a, uint8_t *out, size_t n) {
     if (r->kind != QB_CRNG_COUNTER) {
         for (size_t i = 0; i < n; i++) out[i] = qb_crng_uniform(r) < a;

@@ -120,40 +120,47 @@ int qbc_motion_blur_u8(uint8_t *out, const uint8_t *in, int h, int w, int c, dou
 
 /* ---------------- P7: plasma fractal ---------------- */
 
-/* Neighbours wrap at the n×n grid edge (compare-and-select, not modulo). Draws one at a time:
- * the counter stream's bulk uniforms are a different sequence from qb_crng_uniform's. */
+/* Neighbours wrap at the n×n grid edge (compare-and-select, not modulo). */
 void qbc_plasma(double *A, int N, double decay, qb_crng *rng) {
+    /* each loop's n² draws taken in bulk first (qb_crng_uniform's values, in loop order);
+     * scratch slot 2 (the caller, fog, uses 0 and 1) */
+    double *U = qbc_scratch(2, (size_t)(N / 2) * (N / 2) * sizeof(double) + sizeof(double));
+    if (!U) { memset(A, 0, (size_t)N * N * sizeof(double)); return; }
     A[0] = 0;
     double wib = 100;
     for (int s = N; s >= 2; s /= 2) {
         int h = s / 2, n = N / s;
+        const double *u = U;
 #define C_(a, b) A[(size_t)(a) * s * N + (size_t)(b) * s]
 #define D_(a, b) A[(size_t)((a) * s + h) * N + (size_t)(b) * s + h]
+        qbc_uniforms_exact(rng, U, (size_t)n * n), u = U;
         for (int a = 0; a < n; a++) {
             int a1 = a + 1 == n ? 0 : a + 1;
             for (int b = 0; b < n; b++) {
                 int b1 = b + 1 == n ? 0 : b + 1;
                 double acc = (C_(a, b) + C_(a1, b)) + (C_(a, b1) + C_(a1, b1));
-                double u = -wib + 2 * wib * qb_crng_uniform(rng);
-                A[(size_t)(a * s + h) * N + b * s + h] = acc / 4 + wib * u;
+                double w = -wib + 2 * wib * *u++;
+                A[(size_t)(a * s + h) * N + b * s + h] = acc / 4 + wib * w;
             }
         }
+        qbc_uniforms_exact(rng, U, (size_t)n * n), u = U;
         for (int a = 0; a < n; a++) {
             int am = a == 0 ? n - 1 : a - 1;
             for (int b = 0; b < n; b++) {
                 int b1 = b + 1 == n ? 0 : b + 1;
                 double acc = (D_(a, b) + D_(am, b)) + (C_(a, b) + C_(a, b1));
-                double u = -wib + 2 * wib * qb_crng_uniform(rng);
-                A[(size_t)(a * s) * N + b * s + h] = acc / 4 + wib * u;
+                double w = -wib + 2 * wib * *u++;
+                A[(size_t)(a * s) * N + b * s + h] = acc / 4 + wib * w;
             }
         }
+        qbc_uniforms_exact(rng, U, (size_t)n * n), u = U;
         for (int a = 0; a < n; a++) {
             int a1 = a + 1 == n ? 0 : a + 1;
             for (int b = 0; b < n; b++) {
                 int bm = b == 0 ? n - 1 : b - 1;
                 double acc = (D_(a, b) + D_(a, bm)) + (C_(a, b) + C_(a1, b));
-                double u = -wib + 2 * wib * qb_crng_uniform(rng);
-                A[(size_t)(a * s + h) * N + b * s] = acc / 4 + wib * u;
+                double w = -wib + 2 * wib * *u++;
+                A[(size_t)(a * s + h) * N + b * s] = acc / 4 + wib * w;
             }
         }
 #undef C_
@@ -162,10 +169,14 @@ void qbc_plasma(double *A, int N, double decay, qb_crng *rng) {
     }
     size_t NN = (size_t)N * N;
     double mn = A[0], mx;
-    for (size_t i = 1; i < NN; i++) if (A[i] < mn) mn = A[i];
+#pragma omp simd reduction(min : mn)
+    for (size_t i = 1; i < NN; i++) mn = A[i] < mn ? A[i] : mn;
+#pragma omp simd
     for (size_t i = 0; i < NN; i++) A[i] -= mn;
     mx = A[0];
-    for (size_t i = 1; i < NN; i++) if (A[i] > mx) mx = A[i];
+#pragma omp simd reduction(max : mx)
+    for (size_t i = 1; i < NN; i++) mx = A[i] > mx ? A[i] : mx;
+#pragma omp simd
     for (size_t i = 0; i < NN; i++) A[i] /= mx;
 }
 

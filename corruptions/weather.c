@@ -24,12 +24,18 @@ int qb_snow(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_cor
     uint8_t *N8 = qbc_scratch(2, 2 * n), *L8 = N8 ? N8 + n : NULL;
     if (!layer || !Z || !N8) return QB_EXIT_FAIL;
     qbc_normals(rng, layer, n);
-    for (size_t i = 0; i < n; i++) layer[i] = c[0] + c[1] * layer[i];
+    const double c0 = c[0], c1 = c[1], c3 = c[3]; /* locals: the stores cannot alias them */
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) layer[i] = c0 + c1 * layer[i];
     int rc = qbc_clipped_zoom_f64(Z, layer, S, 1, c[2]);
-    for (size_t i = 0; i < n && !rc; i++) {
-        double v = Z[i] < c[3] ? 0 : Z[i];
-        v = v < 0 ? 0 : v > 1 ? 1 : v;
-        N8[i] = (uint8_t)(v * 255.0);
+    if (!rc) {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            double v = Z[i] < c3 ? 0 : Z[i];
+            v = v > 0 ? v : 0; /* Z is never NaN: the clip as two selects */
+            v = v < 1 ? v : 1;
+            N8[i] = (uint8_t)(int32_t)(v * 255.0);
+        }
     }
     double angle = -135.0 + 90.0 * qb_crng_uniform(rng);
     if (!rc) rc = qbc_motion_blur_u8(L8, N8, S, S, 1, c[4], c[5], angle);
@@ -179,7 +185,8 @@ int qb_fog(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corr
     if (!F || !Fr) return QB_EXIT_FAIL;
     size_t n = (size_t)S * S * 3;
     uint8_t mx8 = 0;
-    for (size_t i = 0; i < n; i++) if (in[i] > mx8) mx8 = in[i];
+#pragma omp simd reduction(max : mx8)
+    for (size_t i = 0; i < n; i++) mx8 = in[i] > mx8 ? in[i] : mx8;
     double M = mx8 / 255.0;
     qbc_plasma(F, N, c[1], rng);
     double den = M + c[0];
