@@ -18,7 +18,8 @@ void svg_escape(FILE *f, const char *s) {
     }
 }
 
-int svg_write_chart(FILE *f, const svg_chart *c) {
+/* One chart at (ox, oy): a standalone document, or a panel (a translated group) of a grid. */
+static int write_chart(FILE *f, const svg_chart *c, double ox, double oy, int standalone) {
     const double W = 640, H = 400, L = 60, R = 170, T = 40, B = 50; /* plot area margins */
     double pw = W - L - R, ph = H - T - B;
     double xmin = INFINITY, xmax = -INFINITY;
@@ -29,18 +30,20 @@ int svg_write_chart(FILE *f, const svg_chart *c) {
     double ymin = c->ymin, ymax = c->ymax > c->ymin ? c->ymax : c->ymin + 1;
 #define PX(x) (L + ((x) - xmin) / (xmax - xmin) * pw)
 #define PY(y) (T + ph - ((y) - ymin) / (ymax - ymin) * ph)
-    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
-               "font-family=\"sans-serif\" font-size=\"12\">\n", W, H, W, H);
-    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"%.0f\" y=\"22\" font-size=\"14\" "
-               "font-weight=\"bold\">", L);
+    if (standalone) {
+        fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
+                   "font-family=\"sans-serif\" font-size=\"12\">\n", W, H, W, H);
+        fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    } else fprintf(f, "<g transform=\"translate(%.0f,%.0f)\">\n", ox, oy);
+    fprintf(f, "<text x=\"%.0f\" y=\"22\" font-size=\"14\" font-weight=\"bold\">", L);
     svg_escape(f, c->title);
     fprintf(f, "</text>\n");
     /* grid and y ticks: 5 intervals */
     for (int i = 0; i <= 5; i++) {
         double y = ymin + (ymax - ymin) * i / 5;
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", L, PY(y), L + pw, PY(y));
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", L - 6, PY(y) + 4, y);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.4g</text>\n", L - 6, PY(y) + 4, y);
     }
     for (int i = 0; i < c->n_xticks; i++) {
         double x = PX(c->xticks[i]);
@@ -70,8 +73,30 @@ int svg_write_chart(FILE *f, const svg_chart *c) {
         svg_escape(f, sr->name);
         fprintf(f, "</text>\n");
     }
-    fprintf(f, "</svg>\n");
+    fprintf(f, standalone ? "</svg>\n" : "</g>\n");
 #undef PX
 #undef PY
+    return ferror(f) ? -1 : 0;
+}
+
+int svg_write_chart(FILE *f, const svg_chart *c) { return write_chart(f, c, 0, 0, 1); }
+
+int svg_write_grid(FILE *f, const svg_chart *const *charts, int n, int cols, const char *title) {
+    const double W = 640, H = 400, TT = title && *title ? 36 : 0;
+    if (cols < 1) cols = 1;
+    int rows = (n + cols - 1) / cols;
+    double w = W * (n < cols ? n : cols), h = TT + H * rows;
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
+               "font-family=\"sans-serif\" font-size=\"12\">\n", w, h, w, h);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    if (TT > 0) {
+        fprintf(f, "<text x=\"20\" y=\"26\" font-size=\"18\" font-weight=\"bold\">");
+        svg_escape(f, title);
+        fprintf(f, "</text>\n");
+    }
+    for (int i = 0; i < n; i++)
+        if (write_chart(f, charts[i], W * (i % cols), TT + H * (i / cols), 0)) return -1;
+    fprintf(f, "</svg>\n");
     return ferror(f) ? -1 : 0;
 }

@@ -24,6 +24,8 @@ typedef struct {
 
 /* Write the chart; returns 0 or -1 on a write error. */
 int svg_write_chart(FILE *f, const svg_chart *c);
+/* Several charts as panels of one document, `cols` per row (640×400 each), under a title. */
+int svg_write_grid(FILE *f, const svg_chart *const *charts, int n, int cols, const char *title);
 /* XML-escape s into f. */
 void svg_escape(FILE *f, const char *s);
 

@@ -12,16 +12,26 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* one run's logged series, already reduced over layers */
+#define MAX_LAYERS 32
+enum { M_Q, M_K, M_LOGIT, M_ENT, M_N }; /* the per-layer metrics: l<i>_q_max, _k_max, _logit_max, _entropy */
+
+/* one run's logged series: reduced over layers (max for norms and logits, mean for entropy)
+ * and per layer; NAN where not logged. Plus clean test top-1 per epoch. */
 typedef struct {
-    int n;
-    double *step, *loss, *q_max, *k_max, *logit_max, *entropy; /* NAN where not logged */
-    double test_top1;                                            /* last epoch, NAN if none */
+    int n, layers;
+    double *step, *loss, *q_max, *k_max, *logit_max, *entropy;
+    double *layer[M_N][MAX_LAYERS];
+    int n_ep;
+    double *ep_step, *ep_top1;
+    double test_top1; /* last epoch, NAN if none */
     int epochs;
 } run_log;
 
 static void run_free(run_log *r) {
     free(r->step), free(r->loss), free(r->q_max), free(r->k_max), free(r->logit_max), free(r->entropy);
+    for (int m = 0; m < M_N; m++)
+        for (int l = 0; l < MAX_LAYERS; l++) free(r->layer[m][l]);
+    free(r->ep_step), free(r->ep_top1);
     memset(r, 0, sizeof *r);
 }
 
@@ -54,7 +64,7 @@ static int read_log(run_log *r, const char *dir) {
     if (!f) return qb_error(QB_EXIT_DATA, "%s: cannot open: %s", path, strerror(errno));
     int rc = 0, ncol = 0, lineno = 0, c_step = -1, c_loss = -1;
     enum { MAXC = 1024 };
-    int kind[MAXC]; /* 0 other, 1 q_max, 2 k_max, 3 logit_max, 4 entropy */
+    int kind[MAXC], lay[MAXC]; /* kind 0 other, 1 q_max, 2 k_max, 3 logit_max, 4 entropy; layer index */
     char *fl[MAXC];
     int rows_cap = 0;
     while (getline(&line, &cap, f) > 0) {
@@ -65,14 +75,17 @@ static int read_log(run_log *r, const char *dir) {
             ncol = n;
             for (int i = 0; i < n; i++) {
                 const char *u = strrchr(fl[i], '_');
-                kind[i] = 0;
+                char *e;
+                long li = fl[i][0] == 'l' ? strtol(fl[i] + 1, &e, 10) : -1;
+                kind[i] = 0, lay[i] = li >= 0 && li < MAX_LAYERS && fl[i][1] >= '0' && fl[i][1] <= '9' && *e == '_' ? (int)li : -1;
                 if (!strcmp(fl[i], "step")) c_step = i;
                 else if (!strcmp(fl[i], "loss")) c_loss = i;
-                else if (fl[i][0] == 'l' && u) {
+                else if (lay[i] >= 0 && u) {
                     if (strstr(fl[i], "_q_max")) kind[i] = 1;
                     else if (strstr(fl[i], "_k_max")) kind[i] = 2;
                     else if (strstr(fl[i], "_logit_max")) kind[i] = 3;
                     else if (strstr(fl[i], "_entropy")) kind[i] = 4;
+                    if (kind[i] && lay[i] + 1 > r->layers) r->layers = lay[i] + 1;
                 }
             }
             if (c_step < 0 || c_loss < 0) { rc = qb_error(QB_EXIT_DATA, "%s: not a questbench training log (no step/loss columns)", path); break; }
@@ -82,13 +95,28 @@ static int read_log(run_log *r, const char *dir) {
         if (r->n == rows_cap) {
             rows_cap = rows_cap ? rows_cap * 2 : 256;
             double **arrs[6] = {&r->step, &r->loss, &r->q_max, &r->k_max, &r->logit_max, &r->entropy};
-            for (int a = 0; a < 6; a++) *arrs[a] = realloc(*arrs[a], (size_t)rows_cap * sizeof(double));
+            int bad = 0;
+            for (int a = 0; a < 6; a++) {
+                double *p = realloc(*arrs[a], (size_t)rows_cap * sizeof(double));
+                if (p) *arrs[a] = p;
+                bad |= !p;
+            }
+            for (int m = 0; m < M_N; m++)
+                for (int l = 0; l < r->layers; l++) {
+                    double *p = realloc(r->layer[m][l], (size_t)rows_cap * sizeof(double));
+                    if (p) r->layer[m][l] = p;
+                    bad |= !p;
+                }
+            if (bad) { rc = qb_error(QB_EXIT_FAIL, "%s: out of memory", path); break; }
         }
+        for (int m = 0; m < M_N; m++)
+            for (int l = 0; l < r->layers; l++) r->layer[m][l][r->n] = NAN;
         double qm = -INFINITY, km = -INFINITY, lm = -INFINITY, es = 0;
         int ne = 0;
         for (int i = 0; i < n; i++) {
             double v = kind[i] ? num(fl[i]) : NAN;
             if (isnan(v)) continue;
+            r->layer[kind[i] - 1][lay[i]][r->n] = v;
             if (kind[i] == 1) qm = fmax(qm, v);
             else if (kind[i] == 2) km = fmax(km, v);
             else if (kind[i] == 3) lm = fmax(lm, v);
@@ -112,16 +140,29 @@ static int read_log(run_log *r, const char *dir) {
     f = fopen(path, "r");
     if (f) {
         char buf[1024], *g[16];
-        int col = -1, ln = 0;
+        int col = -1, scol = -1, ln = 0, cap_ep = 0;
         while (fgets(buf, sizeof buf, f)) {
             buf[strcspn(buf, "\r\n")] = 0;
             int n = split(buf, g, 16);
             if (ln++ == 0) {
-                for (int i = 0; i < n; i++)
+                for (int i = 0; i < n; i++) {
                     if (!strcmp(g[i], "test_top1")) col = i;
+                    if (!strcmp(g[i], "step")) scol = i;
+                }
             } else if (col >= 0 && col < n) {
                 r->test_top1 = num(g[col]);
                 r->epochs = ln - 1;
+                if (scol >= 0 && scol < n && !isnan(r->test_top1)) {
+                    if (r->n_ep == cap_ep) {
+                        cap_ep = cap_ep ? 2 * cap_ep : 64;
+                        double *a = realloc(r->ep_step, (size_t)cap_ep * sizeof(double));
+                        if (a) r->ep_step = a;
+                        double *b = realloc(r->ep_top1, (size_t)cap_ep * sizeof(double));
+                        if (b) r->ep_top1 = b;
+                        if (!a || !b) break;
+                    }
+                    r->ep_step[r->n_ep] = num(g[scol]), r->ep_top1[r->n_ep++] = r->test_top1;
+                }
             }
         }
         fclose(f);
@@ -129,45 +170,53 @@ static int read_log(run_log *r, const char *dir) {
     return 0;
 }
 
-/* one chart: a series per run, at most SVG_MAX_POINTS evenly spaced logged points */
-static int chart(const char *dir, const char *file, const char *title, const char *ylabel, run_log *runs,
-                 const char *const *names, int n, int which) {
+/* One chart's series: per run k, ys[k][i] at xs[k][i] for i < lens[k] (NAN: not logged), at
+ * most SVG_MAX_POINTS evenly spaced logged points each; y from 0 (or fixed 0..ymax_fixed). */
+static svg_chart *make_chart(const char *title, const char *ylabel, run_log *runs, const char *const *names, int n,
+                             const double *const *xs, const double *const *ys, const int *lens, double ymax_fixed) {
     svg_chart *c = calloc(1, sizeof *c);
-    if (!c) return qb_error(QB_EXIT_FAIL, "out of memory");
+    if (!c) return NULL;
     snprintf(c->title, sizeof c->title, "%s", title);
     snprintf(c->xlabel, sizeof c->xlabel, "training step");
     snprintf(c->ylabel, sizeof c->ylabel, "%s", ylabel);
     double ymax = 0, xmax = 0;
     for (int k = 0; k < n && c->n_series < SVG_MAX_SERIES; k++) {
         run_log *r = &runs[k];
-        double *ys[5] = {r->q_max, r->k_max, r->logit_max, r->entropy, r->loss};
-        int logged = 0;
-        for (int i = 0; i < r->n; i++) logged += !isnan(ys[which][i]);
-        int stride = logged > SVG_MAX_POINTS ? (logged + SVG_MAX_POINTS - 1) / SVG_MAX_POINTS : 1, seen = 0;
         svg_series *s = &c->series[c->n_series];
         if (isnan(r->test_top1)) snprintf(s->name, sizeof s->name, "%s", names[k]);
         else snprintf(s->name, sizeof s->name, "%s (test %.1f%%)", names[k], r->test_top1);
-        for (int i = 0; i < r->n && s->n < SVG_MAX_POINTS; i++) {
-            if (isnan(ys[which][i]) || seen++ % stride) continue;
-            s->x[s->n] = r->step[i], s->y[s->n] = ys[which][i];
-            ymax = fmax(ymax, ys[which][i]), xmax = fmax(xmax, r->step[i]);
+        for (int i = 0; i < r->n; i++) xmax = fmax(xmax, r->step[i]);
+        if (!ys[k]) continue;
+        int logged = 0;
+        for (int i = 0; i < lens[k]; i++) logged += !isnan(ys[k][i]);
+        int stride = logged > SVG_MAX_POINTS ? (logged + SVG_MAX_POINTS - 1) / SVG_MAX_POINTS : 1, seen = 0;
+        for (int i = 0; i < lens[k] && s->n < SVG_MAX_POINTS; i++) {
+            if (isnan(ys[k][i]) || seen++ % stride) continue;
+            s->x[s->n] = xs[k][i], s->y[s->n] = ys[k][i];
+            ymax = fmax(ymax, ys[k][i]), xmax = fmax(xmax, xs[k][i]);
             s->n++;
         }
         if (s->n) c->n_series++;
     }
     c->ymin = 0;
-    c->ymax = ymax > 0 ? ymax * 1.1 : 1;
+    c->ymax = ymax_fixed > 0 ? ymax_fixed : ymax > 0 ? ymax * 1.1 : 1;
     for (int t = 0; t <= 5; t++) {
         c->xticks[c->n_xticks] = xmax * t / 5;
         snprintf(c->xtick_labels[c->n_xticks++], 16, "%.0f", xmax * t / 5);
     }
+    return c;
+}
+
+/* Write charts[0..nc) to dir/file (one chart, or a grid of `cols` per row), atomically. */
+static int write_svg(const char *dir, const char *file, svg_chart **charts, int nc, int cols, const char *title) {
     char final[1100], tmp[1120];
     snprintf(final, sizeof final, "%.1000s/%s", dir, file);
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", final, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    int bad = !f || svg_write_chart(f, c) != 0;
+    int bad = 0;
+    for (int i = 0; i < nc; i++) bad |= !charts[i];
+    FILE *f = bad ? NULL : fopen(tmp, "w");
+    bad = bad || !f || (nc == 1 && !title ? svg_write_chart(f, charts[0]) : svg_write_grid(f, (const svg_chart *const *)charts, nc, cols, title)) != 0;
     if (f) bad |= fclose(f) != 0;
-    free(c);
     if (bad || rename(tmp, final)) {
         unlink(tmp);
         return qb_error(QB_EXIT_IO, "%s: write failed", final);
@@ -175,18 +224,59 @@ static int chart(const char *dir, const char *file, const char *title, const cha
     return 0;
 }
 
-int qb_training_report(const char *const *names, const char *const *dirs, int n, const char *out_dir) {
-    if (mkdir(out_dir, 0755) && errno != EEXIST) return qb_error(QB_EXIT_IO, "%s: cannot create folder: %s", out_dir, strerror(errno));
-    run_log *runs = calloc((size_t)n, sizeof *runs);
-    int rc = 0;
-    for (int k = 0; k < n && !rc; k++) rc = read_log(&runs[k], dirs[k]);
+/* The charts: the five over layers, test top-1 per epoch, and each metric per layer. */
+static int write_charts(const char *dir, run_log *runs, const char *const *names, int n) {
     static const char *files[5] = {"training_q_norm.svg", "training_k_norm.svg", "training_logit_max.svg",
                                    "training_entropy.svg", "training_loss.svg"};
     static const char *titles[5] = {"Query norm (max over layers and heads)", "Key norm (max over layers and heads)",
                                     "Max attention logit (over layers)", "Attention entropy (mean over layers)",
                                     "Training loss"};
     static const char *ylabels[5] = {"max |q|", "max |k|", "max logit", "entropy (nats)", "loss"};
-    for (int w = 0; w < 5 && !rc; w++) rc = chart(out_dir, files[w], titles[w], ylabels[w], runs, names, n, w);
+    static const char *lfiles[M_N] = {"training_layers_q_norm.svg", "training_layers_k_norm.svg",
+                                      "training_layers_logit_max.svg", "training_layers_entropy.svg"};
+    static const char *ltitles[M_N] = {"Query norm per layer (max over heads and tokens)",
+                                       "Key norm per layer (max over heads and tokens)",
+                                       "Max attention logit per layer", "Attention entropy per layer (mean)"};
+    const double **xs = calloc((size_t)n, sizeof *xs), **ys = calloc((size_t)n, sizeof *ys);
+    int *lens = calloc((size_t)n, sizeof *lens), rc = 0, L = 0;
+    if (!xs || !ys || !lens) rc = qb_error(QB_EXIT_FAIL, "out of memory");
+    for (int k = 0; k < n; k++) L = runs[k].layers > L ? runs[k].layers : L;
+    for (int w = 0; w < 5 && !rc; w++) {
+        for (int k = 0; k < n; k++) {
+            double *a[5] = {runs[k].q_max, runs[k].k_max, runs[k].logit_max, runs[k].entropy, runs[k].loss};
+            xs[k] = runs[k].step, ys[k] = a[w], lens[k] = runs[k].n;
+        }
+        svg_chart *c = make_chart(titles[w], ylabels[w], runs, names, n, xs, ys, lens, 0);
+        rc = write_svg(dir, files[w], &c, 1, 1, NULL);
+        free(c);
+    }
+    if (!rc) {
+        for (int k = 0; k < n; k++) xs[k] = runs[k].ep_step, ys[k] = runs[k].ep_top1, lens[k] = runs[k].n_ep;
+        svg_chart *c = make_chart("Clean test top-1 after each epoch", "test top-1 (%)", runs, names, n, xs, ys, lens, 100);
+        rc = write_svg(dir, "training_test_top1.svg", &c, 1, 1, NULL);
+        free(c);
+    }
+    for (int m = 0; m < M_N && !rc && L > 0; m++) {
+        svg_chart *panels[MAX_LAYERS] = {0};
+        for (int l = 0; l < L; l++) {
+            char t[64];
+            snprintf(t, sizeof t, "layer %d", l);
+            for (int k = 0; k < n; k++) xs[k] = runs[k].step, ys[k] = l < runs[k].layers ? runs[k].layer[m][l] : NULL, lens[k] = runs[k].n;
+            panels[l] = make_chart(t, ylabels[m], runs, names, n, xs, ys, lens, 0);
+        }
+        rc = write_svg(dir, lfiles[m], panels, L, 3, ltitles[m]);
+        for (int l = 0; l < L; l++) free(panels[l]);
+    }
+    free(xs), free(ys), free(lens);
+    return rc;
+}
+
+int qb_training_report(const char *const *names, const char *const *dirs, int n, const char *out_dir) {
+    if (mkdir(out_dir, 0755) && errno != EEXIST) return qb_error(QB_EXIT_IO, "%s: cannot create folder: %s", out_dir, strerror(errno));
+    run_log *runs = calloc((size_t)n, sizeof *runs);
+    int rc = 0;
+    for (int k = 0; k < n && !rc; k++) rc = read_log(&runs[k], dirs[k]);
+    if (!rc) rc = write_charts(out_dir, runs, names, n);
     if (!rc) {
         char final[1100], tmp[1120];
         snprintf(final, sizeof final, "%.1000s/training.md", out_dir);
@@ -209,7 +299,18 @@ int qb_training_report(const char *const *names, const char *const *dirs, int n,
                 for (int j = 0; j < 4; j++) md_set(t, k + 1, 4 + j, isnan(v[j]) ? "—" : "%.3f", v[j]);
             }
             md_write(f, t);
-            for (int w = 0; w < 5; w++) fprintf(f, "![%s](%s)\n", titles[w], files[w]);
+            static const char *figs[][2] = {
+                {"Clean test top-1 after each epoch", "training_test_top1.svg"},
+                {"Query norm (max over layers and heads)", "training_q_norm.svg"},
+                {"Key norm (max over layers and heads)", "training_k_norm.svg"},
+                {"Max attention logit (over layers)", "training_logit_max.svg"},
+                {"Attention entropy (mean over layers)", "training_entropy.svg"},
+                {"Training loss", "training_loss.svg"},
+                {"Query norm per layer", "training_layers_q_norm.svg"},
+                {"Key norm per layer", "training_layers_k_norm.svg"},
+                {"Max attention logit per layer", "training_layers_logit_max.svg"},
+                {"Attention entropy per layer", "training_layers_entropy.svg"}};
+            for (int w = 0; w < 10; w++) fprintf(f, "![%s](%s)\n", figs[w][0], figs[w][1]);
         }
         int bad = !f || !t;
         if (f) bad |= fclose(f) != 0;

@@ -332,6 +332,28 @@ START_TEST(test_training_report) {
         ck_assert_ptr_nonnull(strstr(svg, "quest (test 71.2%)"));
         free(svg);
     }
+    /* per layer: one panel per layer (two here), each with both runs */
+    snprintf(p, sizeof p, "%s/training_layers_logit_max.svg", out);
+    char *svg = qbt_slurp(p), why[128] = "";
+    ck_assert_ptr_nonnull(svg);
+    ck_assert_msg(xml_well_formed(svg, why, sizeof why), "layers: %s", why);
+    ck_assert_ptr_nonnull(strstr(svg, ">layer 0<"));
+    ck_assert_ptr_nonnull(strstr(svg, ">layer 1<"));
+    ck_assert_ptr_null(strstr(svg, ">layer 2<"));
+    int polylines = 0;
+    for (const char *q = svg; (q = strstr(q, "<polyline")); q++) polylines++;
+    ck_assert_int_eq(polylines, 4);
+    free(svg);
+    /* test top-1 per epoch: two points per run, on a 0..100 axis */
+    snprintf(p, sizeof p, "%s/training_test_top1.svg", out);
+    svg = qbt_slurp(p);
+    ck_assert_ptr_nonnull(svg);
+    ck_assert_msg(xml_well_formed(svg, why, sizeof why), "top1: %s", why);
+    int circles = 0;
+    for (const char *q = svg; (q = strstr(q, "<circle")); q++) circles++;
+    ck_assert_int_eq(circles, 4);
+    ck_assert_ptr_nonnull(strstr(svg, ">100<"));
+    free(svg);
     const char *bad[1] = {"/nonexistent/run"};
     ck_assert_int_eq(qb_training_report(names, bad, 1, out), QB_EXIT_DATA);
     ck_assert_ptr_nonnull(strstr(qb_last_error(), "train_log.csv"));
