@@ -186,7 +186,7 @@ data: ; @bash scripts/data.sh "$(DATA)"
 
 # The instability experiment (issue 7, docs/train.md): configs/instability-{sdpa,qknorm,quest}.yaml
 # one after another (a stopped run resumes; a finished one is skipped), then the chart and table
-# in reports/instability/ from their logs.
+# in reports/instability/ from their logs, which are copied to reports/instability/<run>/.
 INSTABILITY_RUNS := sdpa qknorm quest
 instability: all
 	@for a in $(INSTABILITY_RUNS); do d=runs/instability-$$a; \
@@ -195,6 +195,8 @@ instability: all
 	  r=; [ -f $$d/model.optim.safetensors ] && r=--resume; \
 	  QUESTBENCH_DATA=$(DATA) $(BIN) train --config configs/instability-$$a.yaml $$r || exit $$?; done
 	$(BIN) report $(foreach a,$(INSTABILITY_RUNS),--training $(a)=runs/instability-$(a)) --out reports/instability
+	@for a in $(INSTABILITY_RUNS); do mkdir -p reports/instability/$$a && \
+	  cp runs/instability-$$a/train_log.csv runs/instability-$$a/epochs.csv reports/instability/$$a/; done
 
 clean:
 	rm -rf $(BUILD) $(MPI_BUILD)
