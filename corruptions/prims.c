@@ -84,10 +84,10 @@ int qbc_motion_blur_u8(uint8_t *out, const uint8_t *in, int h, int w, int c, dou
     for (int y = 0; y < h; y++) {
         const uint8_t *row = in + (size_t)y * rowlen;
         double *e = E + (size_t)y * prow;
-        for (int x = 0; x < w + 2 * R; x++) {
-            const uint8_t *p = row + (size_t)qbc_clampi(x - R, 0, w - 1) * c;
-            for (int ch = 0; ch < c; ch++) e[(size_t)x * c + ch] = q257[p[ch]];
-        }
+        for (int x = 0; x < R; x++)
+            for (int ch = 0; ch < c; ch++) e[(size_t)x * c + ch] = q257[row[ch]], e[(size_t)(R + w + x) * c + ch] = q257[row[(size_t)(w - 1) * c + ch]];
+        double *ei = e + (size_t)R * c;
+        for (size_t j = 0; j < rowlen; j++) ei[j] = q257[row[j]];
     }
     for (int y = 0; y < h; y++) {
         for (int i = 0; i < W; i++) tap[i] = E + (size_t)qbc_clampi(y + dy[i], 0, h - 1) * prow + (ptrdiff_t)(R + dx[i]) * c;
@@ -106,11 +106,13 @@ int qbc_motion_blur_u8(uint8_t *out, const uint8_t *in, int h, int w, int c, dou
             for (int i = 0; i < W; i++) s0 += k[i] * tap[i][j];
             acc[j] = s0;
         }
-        for (j = 0; j < rowlen; j++) {
+        uint8_t *o = out + (size_t)y * rowlen;
+#pragma omp simd
+        for (j = 0; j < rowlen; j++) { /* the 16-bit quantum, clamped; ÷257 as ·0xFF01 >> 24 (exact below 2^16) */
             double q = floor(acc[j] + 0.5);
-            if (q < 0) q = 0;
-            if (q > 65535) q = 65535;
-            out[(size_t)y * rowlen + j] = (uint8_t)((int)q / 257);
+            q = q > 0 ? q : 0;
+            q = q < 65535 ? q : 65535;
+            o[j] = (uint8_t)(((uint32_t)(int32_t)q * 0xFF01u) >> 24);
         }
     }
     free(acc), free(tap);
