@@ -4,6 +4,7 @@
  * data is absent. */
 #include "qbtest.h"
 #include "../../corruptions/corruptions.h"
+#include "../../corruptions/prims.h"
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -196,6 +197,110 @@ START_TEST(test_gaussian_noise_model) {
 }
 END_TEST
 
+/* The bulk samplers equal their one-at-a-time definitions on the counter stream, and leave the
+ * stream where those would: qbc_uniforms_exact = qb_crng_uniform n times, qbc_below(a) =
+ * (qbc_uniforms < a), for n not a multiple of the vector or chunk width. */
+START_TEST(test_bulk_draws) {
+    enum { N = 1003 };
+    static double u[N], v[N];
+    static uint8_t m[N];
+    qb_crng a, b;
+    qb_crng_counter(&a, 11, 22, "fog", 3), qb_crng_counter(&b, 11, 22, "fog", 3);
+    qbc_uniforms_exact(&a, u, N);
+    for (int i = 0; i < N; i++) ck_assert_msg(u[i] == qb_crng_uniform(&b), "draw %d", i);
+    ck_assert(qb_crng_uniform(&a) == qb_crng_uniform(&b));
+    const double as[5] = {0, 0.03, 0.5, 0.999, 1};
+    for (int t = 0; t < 5; t++) {
+        qb_crng_counter(&a, 5, 6, "impulse_noise", 2), qb_crng_counter(&b, 5, 6, "impulse_noise", 2);
+        qbc_below(&a, as[t], m, N);
+        qbc_uniforms(&b, v, N);
+        int ones = 0;
+        for (int i = 0; i < N; i++) {
+            ck_assert_int_eq(m[i], v[i] < as[t]);
+            ones += m[i];
+        }
+        ck_assert(qb_crng_uniform(&a) == qb_crng_uniform(&b));
+        if (t == 2) ck_assert(ones > 400 && ones < 600);
+    }
+}
+END_TEST
+
+/* defocus_blur against the reference's definition computed directly, without data: the kernel
+ * as disk() builds it (binary disk normalised in f32, cv2.GaussianBlur in f32 with REFLECT_101
+ * inside the array), then cv2.filter2D as an f64 correlation on the REFLECT_101-padded image,
+ * and np.uint8(255·clip). imagenet severities 4–5 are the ones where the blur reaches the
+ * kernel's edge (the fold the library corrects for). Image: flat regions and noise. */
+static int reflect101(int i, int n) {
+    while (i < 0 || i >= n) i = i < 0 ? -i : 2 * (n - 1) - i;
+    return i;
+}
+START_TEST(test_defocus_direct) {
+    static const double params[5][2] = {{3, 0.1}, {4, 0.5}, {6, 0.5}, {8, 0.5}, {10, 0.5}};
+    int S = 224;
+    size_t n = (size_t)S * S * 3;
+    uint8_t *in = malloc(n), *out = malloc(n);
+    uint32_t h = 12345;
+    for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++)
+            for (int k = 0; k < 3; k++) {
+                h = h * 1664525u + 1013904223u;
+                in[((size_t)y * S + x) * 3 + k] = x < S / 2 ? (uint8_t)(40 + 60 * k + (y > S / 2) * 90) : (uint8_t)(h >> 24);
+            }
+    qb_corrupt_ctx ctx = {QB_PRESET_IMAGENET, S, NULL};
+    double *acc = malloc((size_t)S * sizeof(double));
+    for (int sev = 1; sev <= 5; sev++) {
+        double r = params[sev - 1][0], alias = params[sev - 1][1];
+        int L = r <= 8 ? 8 : (int)r, sz = 2 * L + 1, ks = r <= 8 ? 3 : 5, kr = ks / 2, count = 0;
+        float D[21 * 21], T[21 * 21], K[21 * 21], g[5];
+        for (int a = 0; a < sz; a++)
+            for (int b = 0; b < sz; b++) {
+                double ya = a - L, xb = b - L;
+                D[a * sz + b] = (xb * xb + ya * ya) <= r * r;
+                count += D[a * sz + b] != 0;
+            }
+        for (int i = 0; i < sz * sz; i++) D[i] /= (float)count;
+        double gd[5], gs = 0;
+        for (int m = 0; m < ks; m++) gs += gd[m] = exp(-0.5 / (alias * alias) * (m - kr) * (m - kr));
+        for (int m = 0; m < ks; m++) g[m] = (float)(gd[m] * (1.0 / gs));
+        for (int a = 0; a < sz; a++)
+            for (int b = 0; b < sz; b++) {
+                float t = g[kr] * D[a * sz + b];
+                for (int m = 1; m <= kr; m++)
+                    t += g[kr + m] * (D[a * sz + reflect101(b - m, sz)] + D[a * sz + reflect101(b + m, sz)]);
+                T[a * sz + b] = t;
+            }
+        for (int a = 0; a < sz; a++)
+            for (int b = 0; b < sz; b++) {
+                float t = g[kr] * T[a * sz + b];
+                for (int m = 1; m <= kr; m++)
+                    t += g[kr + m] * (T[reflect101(a - m, sz) * sz + b] + T[reflect101(a + m, sz) * sz + b]);
+                K[a * sz + b] = t;
+            }
+        ck_assert_int_eq(qb_corrupt(out, in, qb_corruption_find("defocus_blur"), sev, QB_CRNG_COUNTER, 0, 0, &ctx), 0);
+        long at1 = 0;
+        int maxd = 0;
+        for (int k = 0; k < 3; k++)
+            for (int y = 0; y < S; y++) {
+                for (int x = 0; x < S; x++) {
+                    double s = 0;
+                    for (int a = 0; a < sz; a++)
+                        for (int b = 0; b < sz; b++)
+                            s += (double)K[a * sz + b] *
+                                 (in[((size_t)reflect101(y + a - L, S) * S + reflect101(x + b - L, S)) * 3 + k] / 255.0);
+                    acc[x] = s;
+                }
+                for (int x = 0; x < S; x++) {
+                    double v = acc[x] < 0 ? 0 : acc[x] > 1 ? 1 : acc[x];
+                    int d = abs((int)(uint8_t)(v * 255.0) - (int)out[((size_t)y * S + x) * 3 + k]);
+                    at1 += d == 1, maxd = d > maxd ? d : maxd;
+                }
+            }
+        ck_assert_msg(maxd <= 1 && at1 <= (long)(n / 10000), "defocus sev %d: max |d| %d, %ld values at 1", sev, maxd, at1);
+    }
+    free(acc), free(in), free(out);
+}
+END_TEST
+
 /* The counter stream depends on (seed, image id, corruption, severity) only. */
 START_TEST(test_counter_keyed) {
     int S = 32;
@@ -318,6 +423,8 @@ Suite *corruptions_suite(void) {
     suite_add_tcase(s, tc);
     TCase *tu = tcase_create("unit");
     tcase_add_test(tu, test_gaussian_noise_model);
+    tcase_add_test(tu, test_bulk_draws);
+    tcase_add_test(tu, test_defocus_direct);
     tcase_add_test(tu, test_counter_keyed);
     tcase_add_test(tu, test_selection_and_errors);
     tcase_add_test(tu, test_cli_errors_and_threads);
