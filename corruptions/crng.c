@@ -339,25 +339,29 @@ void qbc_normals(qb_crng *r, double *out, size_t n) {
     uint64_t buf[256];
     size_t i = 0;
     while (i < n) {
-        size_t m = n - i < 256 ? n - i : 256;
+        size_t m = n - i < 256 ? n - i : 256, j = 0; /* ≤ one output per word: i stays ≤ n */
+        uint64_t c0 = r->ctr.counter;
         ctr_fill(&r->ctr, buf, m);
-        size_t j = 0;
-        for (; j < m; j++) {
-            uint64_t u = buf[j];
-            int k = (int)(u & 0xFF);
-            uint64_t a = (u >> 12) & 0xFFFFFFFFFFFFFull;
-            if (a >= zig_k[k]) break;
-            double x = (double)a * zig_w[k];
-            uint64_t bits;
-            memcpy(&bits, &x, 8);
-            bits ^= (u & 0x100) << 55; /* bit 8 → the sign bit, without a branch */
-            memcpy(&out[i + j], &bits, 8);
+        while (j < m) {
+            for (; j < m; j++, i++) {
+                uint64_t u = buf[j];
+                int k = (int)(u & 0xFF);
+                uint64_t a = (u >> 12) & 0xFFFFFFFFFFFFFull;
+                if (a >= zig_k[k]) break;
+                double x = (double)a * zig_w[k];
+                uint64_t bits;
+                memcpy(&bits, &x, 8);
+                bits ^= (u & 0x100) << 55; /* bit 8 → the sign bit, without a branch */
+                memcpy(&out[i], &bits, 8);
+            }
+            if (j == m) break;
+            /* word j rejected: finish that draw from the stream just after it; the words it
+             * takes are the buffer's next ones (same counters), so the rest of the buffer stays
+             * valid from where it stops */
+            r->ctr.counter = c0 + j + 1;
+            out[i++] = zig_slow(&r->ctr, buf[j]);
+            j = (size_t)(r->ctr.counter - c0);
         }
-        if (j < m) { /* rewind to just after word j, finish that draw from the stream */
-            r->ctr.counter -= m - j - 1;
-            out[i + j] = zig_slow(&r->ctr, buf[j]);
-            j++;
-        }
-        i += j;
+        r->ctr.counter = c0 + j; /* just after the last word used (j ≥ m: already there) */
     }
 }
