@@ -100,7 +100,10 @@ int qb_impulse_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, con
         size_t m = n - i0 < NOISE_CHUNK ? n - i0 : NOISE_CHUNK;
         qbc_below(rng, 0.5, salt, m);
 #pragma omp simd
-        for (size_t j = 0; j < m; j++) out[i0 + j] = out[i0 + j] ? (uint8_t)(salt[j] ? 255 : 0) : in[i0 + j];
+        for (size_t j = 0; j < m; j++) { /* flipped ? (salted ? 255 : 0) : in, as masks (vectorises) */
+            uint8_t f = (uint8_t)-out[i0 + j], sv = (uint8_t)-salt[j];
+            out[i0 + j] = (uint8_t)((sv & f) | (in[i0 + j] & (uint8_t)~f));
+        }
     }
     return 0;
 }
