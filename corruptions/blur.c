@@ -105,11 +105,10 @@ static int defocus_composed(uint8_t *out, const uint8_t *in, int S, const float 
         for (int v = 0; v < FW; v++) {
             int a = u - kr, b = v - kr, inside = a >= 0 && a < sz && b >= 0 && b < sz;
             double w = Wf[u * FW + v];
-            if (!inside) {
-                if (w != 0) cdy[nc] = u - F, cdx[nc] = v - F, cw[nc++] = 0; /* set below */
-            } else if (fabs(Kd[a * sz + b] - w) > 1e-6 / count) {
-                cdy[nc] = u - F, cdx[nc] = v - F, cw[nc++] = 0;
-            } else kin += K[a * sz + b], win += w;
+            /* a tap: spill outside the array, or where the fold makes K differ from G∗D beyond
+             * f32 rounding (weights set below, once σ is known) */
+            if (inside ? fabs(Kd[a * sz + b] - w) > 1e-6 / count : w != 0) cdy[nc] = u - F, cdx[nc] = v - F, cw[nc++] = 0;
+            else if (inside) kin += K[a * sz + b], win += w;
         }
     double g1 = 0, ksum = 0, sigma;
     for (int m = 0; m < ks; m++) g1 += g[m];
@@ -204,7 +203,6 @@ int qb_defocus_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, cons
     float K[21 * 21];
     double radius = defocus_params[ctx->preset][sev - 1][0], alias = defocus_params[ctx->preset][sev - 1][1];
     int sz = defocus_kernel(K, radius, alias);
-    /* disk half-extent floor(r) plus the blur's radius inside the array: no reflection in K */
     return defocus_composed(out, in, S, K, sz, radius, alias);
 }
 
