@@ -202,6 +202,7 @@ int qb_defocus_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, cons
     int S = ctx->S;
     float K[21 * 21];
     double radius = defocus_params[ctx->preset][sev - 1][0], alias = defocus_params[ctx->preset][sev - 1][1];
+    if (radius > 10) return qb_error(QB_EXIT_FAIL, "defocus_blur: radius %g beyond the presets'", radius); /* K: 21×21 */
     int sz = defocus_kernel(K, radius, alias);
     return defocus_composed(out, in, S, K, sz, radius, alias);
 }

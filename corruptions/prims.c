@@ -123,11 +123,11 @@ int qbc_motion_blur_u8(uint8_t *out, const uint8_t *in, int h, int w, int c, dou
 /* ---------------- P7: plasma fractal ---------------- */
 
 /* Neighbours wrap at the n×n grid edge (compare-and-select, not modulo). */
-void qbc_plasma(double *A, int N, double decay, qb_crng *rng) {
+int qbc_plasma(double *A, int N, double decay, qb_crng *rng) {
     /* each loop's n² draws taken in bulk first (qb_crng_uniform's values, in loop order);
      * scratch slot 2 (the caller, fog, uses 0 and 1) */
     double *U = qbc_scratch(2, (size_t)(N / 2) * (N / 2) * sizeof(double) + sizeof(double));
-    if (!U) { memset(A, 0, (size_t)N * N * sizeof(double)); return; }
+    if (!U) return QB_EXIT_FAIL;
     A[0] = 0;
     double wib = 100;
     for (int s = N; s >= 2; s /= 2) {
@@ -180,6 +180,7 @@ void qbc_plasma(double *A, int N, double decay, qb_crng *rng) {
     for (size_t i = 1; i < NN; i++) mx = A[i] > mx ? A[i] : mx;
 #pragma omp simd
     for (size_t i = 0; i < NN; i++) A[i] /= mx;
+    return 0;
 }
 
 /* ---------------- P8: HSV ---------------- */

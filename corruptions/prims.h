@@ -32,7 +32,7 @@ int qbc_motion_blur_u8(uint8_t *out, const uint8_t *in, int h, int w, int c, dou
                        double angle_deg);
 
 /* P7: plasma fractal N×N (N power of two) with decay d, values in [0, 1]. */
-void qbc_plasma(double *a, int N, double decay, qb_crng *rng);
+int qbc_plasma(double *a, int N, double decay, qb_crng *rng); /* 0, or QB_EXIT_FAIL (out of memory) */
 
 
 /* P8: scikit-image rgb2hsv / hsv2rgb (f64) over n pixels held as planes (r, g, b) ↔ (h, s, v),
@@ -44,7 +44,8 @@ void qbc_hsv2rgb_row(double *r, double *g, double *b, const double *h, const dou
 int qbc_hsv_affine(uint8_t *out, const uint8_t *in, int S, int channel, double mult, double add);
 
 /* P11: OpenCV warpAffine(INTER_LINEAR, BORDER_REFLECT_101) of an S×S×3 f32 image with the
- * forward affine A (2×3) — inverted internally, 1/32-pixel fixed-point mapping. */
+ * forward affine A (2×3) — inverted internally, 1/32-pixel fixed-point mapping. in and out hold
+ * S·S·3 floats plus one of padding (read and written past the last pixel by the vector loads). */
 void qbc_warp_affine_f32(float *out, const float *in, int S, const double A[6]);
 /* OpenCV getAffineTransform(src, dst) for three (x, y) points. */
 void qbc_affine_from_points(const float src[6], const float dst[6], double A[6]);

@@ -188,7 +188,8 @@ int qb_fog(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corr
 #pragma omp simd reduction(max : mx8)
     for (size_t i = 0; i < n; i++) mx8 = in[i] > mx8 ? in[i] : mx8;
     double M = mx8 / 255.0;
-    qbc_plasma(F, N, c[1], rng);
+    int rc = qbc_plasma(F, N, c[1], rng);
+    if (rc) return rc;
     double den = M + c[0];
     for (int i = 0; i < S; i++) {
         for (int j = 0; j < S; j++) Fr[3 * j] = Fr[3 * j + 1] = Fr[3 * j + 2] = c[0] * F[(size_t)i * N + j];

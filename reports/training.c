@@ -77,7 +77,9 @@ static int read_log(run_log *r, const char *dir) {
                 const char *u = strrchr(fl[i], '_');
                 char *e;
                 long li = fl[i][0] == 'l' ? strtol(fl[i] + 1, &e, 10) : -1;
-                kind[i] = 0, lay[i] = li >= 0 && li < MAX_LAYERS && fl[i][1] >= '0' && fl[i][1] <= '9' && *e == '_' ? (int)li : -1;
+                /* lay: the layer index of an l<i>_… column (every layer counts in the over-layer
+                 * reductions; the first MAX_LAYERS also get their own series) */
+                kind[i] = 0, lay[i] = li >= 0 && li < 1000000 && fl[i][1] >= '0' && fl[i][1] <= '9' && *e == '_' ? (int)li : -1;
                 if (!strcmp(fl[i], "step")) c_step = i;
                 else if (!strcmp(fl[i], "loss")) c_loss = i;
                 else if (lay[i] >= 0 && u) {
@@ -85,7 +87,7 @@ static int read_log(run_log *r, const char *dir) {
                     else if (strstr(fl[i], "_k_max")) kind[i] = 2;
                     else if (strstr(fl[i], "_logit_max")) kind[i] = 3;
                     else if (strstr(fl[i], "_entropy")) kind[i] = 4;
-                    if (kind[i] && lay[i] + 1 > r->layers) r->layers = lay[i] + 1;
+                    if (kind[i] && lay[i] < MAX_LAYERS && lay[i] + 1 > r->layers) r->layers = lay[i] + 1;
                 }
             }
             if (c_step < 0 || c_loss < 0) { rc = qb_error(QB_EXIT_DATA, "%s: not a questbench training log (no step/loss columns)", path); break; }
@@ -116,7 +118,7 @@ static int read_log(run_log *r, const char *dir) {
         for (int i = 0; i < n; i++) {
             double v = kind[i] ? num(fl[i]) : NAN;
             if (isnan(v)) continue;
-            r->layer[kind[i] - 1][lay[i]][r->n] = v;
+            if (lay[i] < MAX_LAYERS && isfinite(v)) r->layer[kind[i] - 1][lay[i]][r->n] = v;
             if (kind[i] == 1) qm = fmax(qm, v);
             else if (kind[i] == 2) km = fmax(km, v);
             else if (kind[i] == 3) lm = fmax(lm, v);
@@ -188,10 +190,11 @@ static svg_chart *make_chart(const char *title, const char *ylabel, run_log *run
         for (int i = 0; i < r->n; i++) xmax = fmax(xmax, r->step[i]);
         if (!ys[k]) continue;
         int logged = 0;
-        for (int i = 0; i < lens[k]; i++) logged += !isnan(ys[k][i]);
+        /* only finite points (a diverged run logs inf; an empty cell reads NAN) */
+        for (int i = 0; i < lens[k]; i++) logged += isfinite(ys[k][i]) && isfinite(xs[k][i]);
         int stride = logged > SVG_MAX_POINTS ? (logged + SVG_MAX_POINTS - 1) / SVG_MAX_POINTS : 1, seen = 0;
         for (int i = 0; i < lens[k] && s->n < SVG_MAX_POINTS; i++) {
-            if (isnan(ys[k][i]) || seen++ % stride) continue;
+            if (!isfinite(ys[k][i]) || !isfinite(xs[k][i]) || seen++ % stride) continue;
             s->x[s->n] = xs[k][i], s->y[s->n] = ys[k][i];
             ymax = fmax(ymax, ys[k][i]), xmax = fmax(xmax, xs[k][i]);
             s->n++;
@@ -310,7 +313,9 @@ int qb_training_report(const char *const *names, const char *const *dirs, int n,
                 {"Key norm per layer", "training_layers_k_norm.svg"},
                 {"Max attention logit per layer", "training_layers_logit_max.svg"},
                 {"Attention entropy per layer", "training_layers_entropy.svg"}};
-            for (int w = 0; w < 10; w++) fprintf(f, "![%s](%s)\n", figs[w][0], figs[w][1]);
+            int L = 0; /* the per-layer charts exist only when some run logged layers */
+            for (int k = 0; k < n; k++) L = runs[k].layers > L ? runs[k].layers : L;
+            for (int w = 0; w < (L > 0 ? 10 : 6); w++) fprintf(f, "![%s](%s)\n", figs[w][0], figs[w][1]);
         }
         int bad = !f || !t;
         if (f) bad |= fclose(f) != 0;

@@ -354,6 +354,27 @@ START_TEST(test_training_report) {
     ck_assert_int_eq(circles, 4);
     ck_assert_ptr_nonnull(strstr(svg, ">100<"));
     free(svg);
+    /* a diverged run logs inf: no chart coordinate may become nan (the finite points still plot) */
+    snprintf(p, sizeof p, "%s/div", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/div/train_log.csv", dir);
+    FILE *f = fopen(p, "w");
+    fprintf(f, "step,epoch,loss,lr,grad_norm,l0_q_mean,l0_q_max,l0_k_mean,l0_k_max,l0_logit_max,l0_entropy\n"
+               "10,1,2.0,0.001,1,1,2,1,2,5,3.5\n20,1,inf,0.001,inf,1,inf,1,inf,inf,3.0\n30,1,1.5,0.001,1,1,3,1,3,7,2.5\n");
+    fclose(f);
+    char d2[300], out2[300];
+    snprintf(d2, sizeof d2, "%s/div", dir), snprintf(out2, sizeof out2, "%s/chart-div", dir);
+    const char *dn[1] = {"sdpa"}, *dd[1] = {d2};
+    ck_assert_int_eq(qb_training_report(dn, dd, 1, out2), 0);
+    const char *div_svgs[] = {"training_layers_logit_max.svg", "training_logit_max.svg", "training_loss.svg"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", out2, div_svgs[i]);
+        svg = qbt_slurp(p);
+        ck_assert_ptr_nonnull(svg);
+        ck_assert_msg(!strstr(svg, "nan") && !strstr(svg, "inf"), "%s has a non-finite coordinate", div_svgs[i]);
+        ck_assert_ptr_nonnull(strstr(svg, "<polyline"));
+        free(svg);
+    }
     const char *bad[1] = {"/nonexistent/run"};
     ck_assert_int_eq(qb_training_report(names, bad, 1, out), QB_EXIT_DATA);
     ck_assert_ptr_nonnull(strstr(qb_last_error(), "train_log.csv"));
