@@ -69,9 +69,8 @@ static int defocus_composed(uint8_t *out, const uint8_t *in, int S, const float 
     for (int m = 0; m < ks; m++) gs += gd[m] = exp(-0.5 / (alias * alias) * (m - kr) * (m - kr));
     for (int m = 0; m < ks; m++) g[m] = (float)(gd[m] * (1.0 / gs));
     /* Wf: G∗D (binary D) at offsets −F..F; Kd: the reference's pipeline in f64, reflection included */
-    enum { FM = 25 };
+    enum { FM = 25 }; /* radius ≤ 10 (checked by the caller): L ≤ 10, sz ≤ 21, FW ≤ 25 */
     int F = L + kr, FW = 2 * F + 1;
-    if (FW > FM || sz > 21) return qb_error(QB_EXIT_FAIL, "defocus_blur: radius %g beyond the presets'", radius);
     double Wf[FM * FM], Kd[21 * 21], Td[21 * 21];
     for (int u = 0; u < FW; u++)
         for (int v = 0; v < FW; v++) {
@@ -273,13 +272,6 @@ typedef struct {
 /* Slot holding crop row `row` interpolated along x (computed on a miss into the slot other than
  * `keep`). Separable: (v·wx0 + v'·wx1) per row, then rows blended by wy; the 2×2 sum in another
  * order, equal to the reference's f64 value up to f64 rounding, which the f32 store absorbs. */
-typedef float zoom_v4f __attribute__((vector_size(16)));
-static inline qbc_v4d zoom_ld4f(const float *p) {
-    zoom_v4f f;
-    memcpy(&f, p, sizeof f);
-    return __builtin_convertvector(f, qbc_v4d);
-}
-
 static int zoom_hrow(zoom_plan *Z, const float *v, int S, int row, int keep) {
     int s = Z->tag[0] == row ? 0 : Z->tag[1] == row ? 1 : -1;
     if (s < 0) { /* rows only move down: the smaller tag is the stale one */
@@ -290,7 +282,7 @@ static int zoom_hrow(zoom_plan *Z, const float *v, int S, int row, int keep) {
         /* whole pixels as 4-double vectors: the 4th lane is overwritten by the next pixel (v padded) */
         for (int x = 0; x < S; x++) {
             double w1 = Z->f[x], w0 = 1.0 - w1;
-            qbc_st4(h + 3 * x, zoom_ld4f(src + 3 * Z->i0[x]) * w0 + zoom_ld4f(src + 3 * Z->j0[x]) * w1);
+            qbc_st4(h + 3 * x, qbc_ld4f_d(src + 3 * Z->i0[x]) * w0 + qbc_ld4f_d(src + 3 * Z->j0[x]) * w1);
         }
     }
     return s;

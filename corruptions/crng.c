@@ -165,16 +165,18 @@ static inline uint64_t ctr_mix(uint64_t z) {
 /* Four lanes at a time in a 4×u64 vector (GCC/Clang vector extension), the keyed counter
  * advanced by addition: key + (c0 + i)·G = key + c0·G + i·G mod 2^64, the same words. */
 typedef uint64_t ctr_v4 __attribute__((vector_size(32)));
+static inline ctr_v4 ctr_mix_v4(ctr_v4 x) { /* ctr_mix lane by lane */
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
 static void ctr_fill(qb_rng *g, uint64_t *u, size_t n) {
     const uint64_t G = 0x9E3779B97F4A7C15ull;
     uint64_t key = g->key, c0 = g->counter, z0 = key + c0 * G;
     ctr_v4 z = {z0, z0 + G, z0 + 2 * G, z0 + 3 * G};
     size_t i = 0;
     for (; i + 4 <= n; i += 4, z += 4 * G) {
-        ctr_v4 x = z;
-        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-        x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-        x ^= x >> 31;
+        ctr_v4 x = ctr_mix_v4(z);
         memcpy(u + i, &x, sizeof x);
     }
     for (; i < n; i++) u[i] = ctr_mix(key + (c0 + i) * G);
@@ -221,13 +223,7 @@ void qbc_uniforms_exact(qb_crng *r, double *out, size_t n) {
     ctr_v4 z = {z0, z0 + G, z0 + 2 * G, z0 + 3 * G};
     size_t i = 0;
     for (; i + 4 <= n; i += 4, z += 4 * G) {
-        ctr_v4 x = z;
-        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-        x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-        x = (x ^ (x >> 31)) ^ key;
-        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-        x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-        x ^= x >> 31;
+        ctr_v4 x = ctr_mix_v4(ctr_mix_v4(z) ^ key);
         for (int l = 0; l < 4; l++) out[i + l] = (double)(x[l] >> 11) * (1.0 / 9007199254740992.0);
     }
     g->counter = c0 + i;

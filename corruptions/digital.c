@@ -93,10 +93,10 @@ int qb_elastic_transform(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng,
         }
         for (int j = 0; j < S; j++) { /* a pixel's channels in one vector, the scalar order lane by lane */
             double tr = TR[j], tc = TC[j];
-            qbc_v4d t = __builtin_convertvector(qbc_ld4f(w + o00[j]), qbc_v4d) * (1 - tr) * (1 - tc);
-            t += __builtin_convertvector(qbc_ld4f(w + o01[j]), qbc_v4d) * (1 - tr) * tc;
-            t += __builtin_convertvector(qbc_ld4f(w + o10[j]), qbc_v4d) * tr * (1 - tc);
-            t += __builtin_convertvector(qbc_ld4f(w + o11[j]), qbc_v4d) * tr * tc;
+            qbc_v4d t = qbc_ld4f_d(w + o00[j]) * (1 - tr) * (1 - tc);
+            t += qbc_ld4f_d(w + o01[j]) * (1 - tr) * tc;
+            t += qbc_ld4f_d(w + o10[j]) * tr * (1 - tc);
+            t += qbc_ld4f_d(w + o11[j]) * tr * tc;
             uint8_t *o = out + ((size_t)i * S + j) * 3;
             o[0] = qbc_out8f((float)t[0]), o[1] = qbc_out8f((float)t[1]), o[2] = qbc_out8f((float)t[2]);
         }

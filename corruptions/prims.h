@@ -111,6 +111,8 @@ static inline uint8_t qbc_out8f(float v) {
 typedef double qbc_v4d __attribute__((vector_size(32)));
 typedef float qbc_v4f __attribute__((vector_size(16)));
 static inline qbc_v4f qbc_ld4f(const float *p) { qbc_v4f v; memcpy(&v, p, sizeof v); return v; }
+/* four floats widened to four doubles (exact) */
+static inline qbc_v4d qbc_ld4f_d(const float *p) { return __builtin_convertvector(qbc_ld4f(p), qbc_v4d); }
 static inline qbc_v4d qbc_ld4(const double *p) { qbc_v4d v; memcpy(&v, p, sizeof v); return v; }
 static inline void qbc_st4(double *p, qbc_v4d v) { memcpy(p, &v, sizeof v); }
 

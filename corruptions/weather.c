@@ -232,6 +232,8 @@ int qb_spatter(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_
     if (!Lq || !fa || !L8) return QB_EXIT_FAIL;
     qbc_normals(rng, Lq, n);
     const double c0 = c[0], c1 = c[1], c3 = c[3]; /* locals: Lq's stores cannot alias them */
+    float lut[256]; /* (float)(v / 255.0), the reference's image in f32 */
+    for (int v = 0; v < 256; v++) lut[v] = (float)(v / 255.0);
 #pragma omp simd
     for (size_t i = 0; i < n; i++) Lq[i] = c0 + c1 * Lq[i];
     if ((rc = qbc_gauss_f64(Lq, S, S, 1, c[2], 0, 4.0))) goto done;
@@ -260,8 +262,7 @@ int qb_spatter(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_
             fa[i] = (float)L8[i] * (float)u2[i];
             mx = fa[i] > mx ? fa[i] : mx;
         }
-        float inten = (float)c[4], lut[256];
-        for (int v = 0; v < 256; v++) lut[v] = (float)(v / 255.0);
+        float inten = (float)c[4];
         const float col[3] = {(float)(175 / 255.), (float)(238 / 255.), (float)(238 / 255.)};
         if (mx == 0) { /* the reference's 0/0: NaN everywhere, which np.uint8 makes 0 */
             memset(out, 0, 3 * n);
@@ -280,8 +281,6 @@ int qb_spatter(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_
         for (size_t i = 0; i < n; i++) fa[i] = Lq[i] > c3 ? 1.0f : 0.0f;
         if ((rc = qbc_gauss_f32(fa, S, S, 1, c[4], 0, 4.0))) goto done;
         const float col[3] = {(float)(63 / 255.), (float)(42 / 255.), (float)(20 / 255.)};
-        float lut[256];
-        for (int v = 0; v < 256; v++) lut[v] = (float)(v / 255.0);
         for (size_t i = 0; i < n; i++) {
             float m = fa[i] < 0.8f ? 0.0f : fa[i];
             const uint8_t *x = in + 3 * i;

@@ -227,36 +227,48 @@ static int write_svg(const char *dir, const char *file, svg_chart **charts, int 
     return 0;
 }
 
-/* The charts: the five over layers, test top-1 per epoch, and each metric per layer. */
-static int write_charts(const char *dir, run_log *runs, const char *const *names, int n) {
-    static const char *files[5] = {"training_q_norm.svg", "training_k_norm.svg", "training_logit_max.svg",
-                                   "training_entropy.svg", "training_loss.svg"};
-    static const char *titles[5] = {"Query norm (max over layers and heads)", "Key norm (max over layers and heads)",
-                                    "Max attention logit (over layers)", "Attention entropy (mean over layers)",
-                                    "Training loss"};
-    static const char *ylabels[5] = {"max |q|", "max |k|", "max logit", "entropy (nats)", "loss"};
-    static const char *lfiles[M_N] = {"training_layers_q_norm.svg", "training_layers_k_norm.svg",
-                                      "training_layers_logit_max.svg", "training_layers_entropy.svg"};
-    static const char *ltitles[M_N] = {"Query norm per layer (max over heads and tokens)",
-                                       "Key norm per layer (max over heads and tokens)",
-                                       "Max attention logit per layer", "Attention entropy per layer (mean)"};
-    const double **xs = calloc((size_t)n, sizeof *xs), **ys = calloc((size_t)n, sizeof *ys);
-    int *lens = calloc((size_t)n, sizeof *lens), rc = 0, L = 0;
-    if (!xs || !ys || !lens) rc = qb_error(QB_EXIT_FAIL, "out of memory");
+/* The charts, in the order training.md shows them: test top-1 per epoch, the five series over
+ * layers (q, k, logit, entropy, loss), then the four metrics per layer (M_Q … M_ENT). */
+typedef struct {
+    const char *file, *title, *ylabel;
+} chart_info;
+static const chart_info CH_TOP1 = {"training_test_top1.svg", "Clean test top-1 after each epoch", "test top-1 (%)"};
+static const chart_info CH_OVER[5] = {
+    {"training_q_norm.svg", "Query norm (max over layers and heads)", "max |q|"},
+    {"training_k_norm.svg", "Key norm (max over layers and heads)", "max |k|"},
+    {"training_logit_max.svg", "Max attention logit (over layers)", "max logit"},
+    {"training_entropy.svg", "Attention entropy (mean over layers)", "entropy (nats)"},
+    {"training_loss.svg", "Training loss", "loss"}};
+static const chart_info CH_LAYERS[M_N] = {
+    {"training_layers_q_norm.svg", "Query norm per layer (max over heads and tokens)", "max |q|"},
+    {"training_layers_k_norm.svg", "Key norm per layer (max over heads and tokens)", "max |k|"},
+    {"training_layers_logit_max.svg", "Max attention logit per layer", "max logit"},
+    {"training_layers_entropy.svg", "Attention entropy per layer (mean)", "entropy (nats)"}};
+
+/* the most layers any run logged (0: no per-layer charts) */
+static int max_layers(const run_log *runs, int n) {
+    int L = 0;
     for (int k = 0; k < n; k++) L = runs[k].layers > L ? runs[k].layers : L;
+    return L;
+}
+
+static int write_charts(const char *dir, run_log *runs, const char *const *names, int n) {
+    const double **xs = calloc((size_t)n, sizeof *xs), **ys = calloc((size_t)n, sizeof *ys);
+    int *lens = calloc((size_t)n, sizeof *lens), rc = 0, L = max_layers(runs, n);
+    if (!xs || !ys || !lens) rc = qb_error(QB_EXIT_FAIL, "out of memory");
+    if (!rc) {
+        for (int k = 0; k < n; k++) xs[k] = runs[k].ep_step, ys[k] = runs[k].ep_top1, lens[k] = runs[k].n_ep;
+        svg_chart *c = make_chart(CH_TOP1.title, CH_TOP1.ylabel, runs, names, n, xs, ys, lens, 100);
+        rc = write_svg(dir, CH_TOP1.file, &c, 1, 1, NULL);
+        free(c);
+    }
     for (int w = 0; w < 5 && !rc; w++) {
         for (int k = 0; k < n; k++) {
             double *a[5] = {runs[k].q_max, runs[k].k_max, runs[k].logit_max, runs[k].entropy, runs[k].loss};
             xs[k] = runs[k].step, ys[k] = a[w], lens[k] = runs[k].n;
         }
-        svg_chart *c = make_chart(titles[w], ylabels[w], runs, names, n, xs, ys, lens, 0);
-        rc = write_svg(dir, files[w], &c, 1, 1, NULL);
-        free(c);
-    }
-    if (!rc) {
-        for (int k = 0; k < n; k++) xs[k] = runs[k].ep_step, ys[k] = runs[k].ep_top1, lens[k] = runs[k].n_ep;
-        svg_chart *c = make_chart("Clean test top-1 after each epoch", "test top-1 (%)", runs, names, n, xs, ys, lens, 100);
-        rc = write_svg(dir, "training_test_top1.svg", &c, 1, 1, NULL);
+        svg_chart *c = make_chart(CH_OVER[w].title, CH_OVER[w].ylabel, runs, names, n, xs, ys, lens, 0);
+        rc = write_svg(dir, CH_OVER[w].file, &c, 1, 1, NULL);
         free(c);
     }
     for (int m = 0; m < M_N && !rc && L > 0; m++) {
@@ -265,9 +277,9 @@ static int write_charts(const char *dir, run_log *runs, const char *const *names
             char t[64];
             snprintf(t, sizeof t, "layer %d", l);
             for (int k = 0; k < n; k++) xs[k] = runs[k].step, ys[k] = l < runs[k].layers ? runs[k].layer[m][l] : NULL, lens[k] = runs[k].n;
-            panels[l] = make_chart(t, ylabels[m], runs, names, n, xs, ys, lens, 0);
+            panels[l] = make_chart(t, CH_LAYERS[m].ylabel, runs, names, n, xs, ys, lens, 0);
         }
-        rc = write_svg(dir, lfiles[m], panels, L, 3, ltitles[m]);
+        rc = write_svg(dir, CH_LAYERS[m].file, panels, L, 3, CH_LAYERS[m].title);
         for (int l = 0; l < L; l++) free(panels[l]);
     }
     free(xs), free(ys), free(lens);
@@ -302,20 +314,10 @@ int qb_training_report(const char *const *names, const char *const *dirs, int n,
                 for (int j = 0; j < 4; j++) md_set(t, k + 1, 4 + j, isnan(v[j]) ? "—" : "%.3f", v[j]);
             }
             md_write(f, t);
-            static const char *figs[][2] = {
-                {"Clean test top-1 after each epoch", "training_test_top1.svg"},
-                {"Query norm (max over layers and heads)", "training_q_norm.svg"},
-                {"Key norm (max over layers and heads)", "training_k_norm.svg"},
-                {"Max attention logit (over layers)", "training_logit_max.svg"},
-                {"Attention entropy (mean over layers)", "training_entropy.svg"},
-                {"Training loss", "training_loss.svg"},
-                {"Query norm per layer", "training_layers_q_norm.svg"},
-                {"Key norm per layer", "training_layers_k_norm.svg"},
-                {"Max attention logit per layer", "training_layers_logit_max.svg"},
-                {"Attention entropy per layer", "training_layers_entropy.svg"}};
-            int L = 0; /* the per-layer charts exist only when some run logged layers */
-            for (int k = 0; k < n; k++) L = runs[k].layers > L ? runs[k].layers : L;
-            for (int w = 0; w < (L > 0 ? 10 : 6); w++) fprintf(f, "![%s](%s)\n", figs[w][0], figs[w][1]);
+            fprintf(f, "![%s](%s)\n", CH_TOP1.title, CH_TOP1.file);
+            for (int w = 0; w < 5; w++) fprintf(f, "![%s](%s)\n", CH_OVER[w].title, CH_OVER[w].file);
+            if (max_layers(runs, n) > 0) /* the per-layer charts exist only when some run logged layers */
+                for (int m = 0; m < M_N; m++) fprintf(f, "![%s](%s)\n", CH_LAYERS[m].title, CH_LAYERS[m].file);
         }
         int bad = !f || !t;
         if (f) bad |= fclose(f) != 0;
