@@ -53,7 +53,7 @@ int qb_elastic_transform(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng,
     if (!v || !w || !dxf || !U) return QB_EXIT_FAIL;
     int rc = 0;
 #pragma omp simd
-    for (size_t i = 0; i < n * 3; i++) v[i] = (float)in[i] / 255.0f; /* a vector division beats a table here */
+    for (size_t i = 0; i < n * 3; i++) v[i] = qbc_div255f((float)in[i]); /* = (float)in[i] / 255.0f */
     v[n * 3] = 0; /* the padding float the vector loads read */
     /* random affine on three points around the centre */
     float cs = (float)(S / 2), q = (float)(S / 3);
@@ -77,28 +77,41 @@ int qb_elastic_transform(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng,
     if (rc) return rc;
     /* map_coordinates(order=1, mode='reflect') at (i + dy, j + dx): per row, the corner offsets
      * and fractions first (the reflections branch), then the blend */
-    int *o4 = qbc_scratch(4, (size_t)S * 4 * sizeof(int));
-    double *tt = qbc_scratch(5, (size_t)S * 2 * sizeof(double));
+    int *o4 = qbc_scratch(4, (size_t)S * 6 * sizeof(int));
+    double *tt = qbc_scratch(5, (size_t)S * 4 * sizeof(double));
     if (!o4 || !tt) return QB_EXIT_FAIL;
-    int *o00 = o4, *o01 = o4 + S, *o10 = o4 + 2 * S, *o11 = o4 + 3 * S;
-    double *TR = tt, *TC = tt + S;
+    int *o00 = o4, *o01 = o4 + S, *o10 = o4 + 2 * S, *o11 = o4 + 3 * S, *RI = o4 + 4 * S, *CI = o4 + 5 * S;
+    double *R0 = tt, *R1 = tt + S, *C0 = tt + 2 * S, *C1 = tt + 3 * S; /* 1 − tr, tr, 1 − tc, tc */
     for (int i = 0; i < S; i++) {
+#pragma omp simd
         for (int j = 0; j < S; j++) {
             double r = (double)i + (double)dyf[(size_t)i * S + j], c = (double)j + (double)dxf[(size_t)i * S + j];
-            double rf = floor(r), cf = floor(c);
-            TR[j] = r - rf, TC[j] = c - cf;
-            int r0 = qbc_reflect((int)rf, S), r1 = qbc_reflect((int)rf + 1, S);
-            int c0 = qbc_reflect((int)cf, S), c1 = qbc_reflect((int)cf + 1, S);
-            o00[j] = (r0 * S + c0) * 3, o01[j] = (r0 * S + c1) * 3, o10[j] = (r1 * S + c0) * 3, o11[j] = (r1 * S + c1) * 3;
+            double rf = floor(r), cf = floor(c), tr = r - rf, tc = c - cf;
+            R0[j] = 1 - tr, R1[j] = tr, C0[j] = 1 - tc, C1[j] = tc;
+            RI[j] = (int)rf, CI[j] = (int)cf;
         }
+        for (int j = 0; j < S; j++) { /* corner offsets; reflections only near the border */
+            int ri = RI[j], ci = CI[j];
+            if ((unsigned)ri < (unsigned)(S - 1) && (unsigned)ci < (unsigned)(S - 1)) {
+                int b = (ri * S + ci) * 3;
+                o00[j] = b, o01[j] = b + 3, o10[j] = b + 3 * S, o11[j] = b + 3 * S + 3;
+            } else {
+                int r0 = qbc_reflect(ri, S), r1 = qbc_reflect(ri + 1, S), c0 = qbc_reflect(ci, S), c1 = qbc_reflect(ci + 1, S);
+                o00[j] = (r0 * S + c0) * 3, o01[j] = (r0 * S + c1) * 3, o10[j] = (r1 * S + c0) * 3, o11[j] = (r1 * S + c1) * 3;
+            }
+        }
+        uint8_t *o = out + (size_t)i * S * 3;
         for (int j = 0; j < S; j++) { /* a pixel's channels in one vector, the scalar order lane by lane */
-            double tr = TR[j], tc = TC[j];
-            qbc_v4d t = qbc_ld4f_d(w + o00[j]) * (1 - tr) * (1 - tc);
-            t += qbc_ld4f_d(w + o01[j]) * (1 - tr) * tc;
-            t += qbc_ld4f_d(w + o10[j]) * tr * (1 - tc);
-            t += qbc_ld4f_d(w + o11[j]) * tr * tc;
-            uint8_t *o = out + ((size_t)i * S + j) * 3;
-            o[0] = qbc_out8f((float)t[0]), o[1] = qbc_out8f((float)t[1]), o[2] = qbc_out8f((float)t[2]);
+            qbc_v4d t = qbc_ld4f_d(w + o00[j]) * R0[j] * C0[j];
+            t += qbc_ld4f_d(w + o01[j]) * R0[j] * C1[j];
+            t += qbc_ld4f_d(w + o10[j]) * R1[j] * C0[j];
+            t += qbc_ld4f_d(w + o11[j]) * R1[j] * C1[j];
+            if (i < S - 1 || j < S - 1) qbc_out8f_3w(o + 3 * j, t); /* the 4th byte: the next pixel's */
+            else {
+                uint8_t last[4];
+                qbc_out8f_3w(last, t);
+                memcpy(o + 3 * j, last, 3);
+            }
         }
     }
     return 0;

@@ -229,12 +229,21 @@ int qbc_gauss_planes_gemm(double *a, int np, int n, double sigma, int reflect, d
     int r = gauss_taps(sigma, truncate, &wt);
     if (r < 0) return qb_error(QB_EXIT_FAIL, "gaussian: out of memory");
     size_t nn = (size_t)n * n;
-    double *Wd = qbc_scratch(7, nn * sizeof(double));
-    float *W = qbc_scratch(6, 3 * nn * sizeof(float)), *X = W ? W + nn : NULL, *E = W ? X + nn : NULL;
-    if (!Wd || !W) { free(wt); return QB_EXIT_FAIL; }
-    fold_matrix(Wd, n, wt, r, reflect);
+    /* the folded matrix depends on (n, σ, truncate, mode) only: kept per thread between calls */
+    uint64_t key = 0xcbf29ce484222325ull;
+    double kv[4] = {n, sigma, truncate, reflect};
+    const unsigned char *kb = (const unsigned char *)kv;
+    for (size_t i = 0; i < sizeof kv; i++) key = (key ^ kb[i]) * 0x100000001b3ull;
+    int fresh;
+    float *X = qbc_scratch(6, 2 * nn * sizeof(float)), *E = X ? X + nn : NULL;
+    double *Wd = qbc_scratch(7, nn * sizeof(double)); /* before the cache: no failure once it is fresh */
+    float *W = X && Wd ? qbc_cache(key, nn * sizeof(float), &fresh) : NULL;
+    if (!W) { free(wt); return QB_EXIT_FAIL; }
+    if (fresh) {
+        fold_matrix(Wd, n, wt, r, reflect);
+        for (size_t i = 0; i < nn; i++) W[i] = (float)Wd[i];
+    }
     free(wt);
-    for (size_t i = 0; i < nn; i++) W[i] = (float)Wd[i];
     for (int p = 0; p < np; p++) {
         double *A = a + (size_t)p * nn;
         for (size_t i = 0; i < nn; i++) X[i] = (float)A[i];
@@ -261,7 +270,7 @@ int qbc_gauss_u8(uint8_t *out, const uint8_t *in, int h, int w, int c, double si
     double *D = qbc_scratch(6, n * sizeof(double));
     if (!D) return QB_EXIT_FAIL;
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) D[i] = (int32_t)in[i] / 255.0; /* = lut[in[i]] (same division) */
+    for (size_t i = 0; i < n; i++) D[i] = qbc_div255((double)in[i]); /* = in[i] / 255.0 */
     double *wt = NULL;
     int r = sigma <= 1e-15 ? 0 : gauss_taps(sigma, truncate, &wt);
     if (r < 0) return qb_error(QB_EXIT_FAIL, "gaussian: out of memory");

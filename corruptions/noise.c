@@ -23,7 +23,7 @@ int qb_gaussian_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, co
         const uint8_t *x = in + i0;
         uint8_t *o = out + i0;
 #pragma omp simd
-        for (size_t j = 0; j < m; j++) o[j] = qbc_out8n(x[j] / 255.0 + s * z[j]);
+        for (size_t j = 0; j < m; j++) o[j] = qbc_out8n(qbc_div255((double)x[j]) + s * z[j]);
     }
     return 0;
 }
@@ -119,7 +119,7 @@ int qb_speckle_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, con
         uint8_t *o = out + i0;
 #pragma omp simd
         for (size_t j = 0; j < m; j++) {
-            double u = x[j] / 255.0;
+            double u = qbc_div255((double)x[j]);
             o[j] = qbc_out8n(u + u * (s * z[j]));
         }
     }

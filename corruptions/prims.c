@@ -256,15 +256,29 @@ void qbc_warp_affine_f32(float *out, const float *in, int S, const double A[6]) 
     for (int x = 0; x < S; x++) ax[x] = rne_int(B00 * x * 1024), ay[x] = rne_int(B10 * x * 1024);
     for (int y = 0; y < S; y++) {
         int X0 = rne_int((B01 * y + B02) * 1024) + 16, Y0 = rne_int((B11 * y + B12) * 1024) + 16;
+#pragma omp simd
         for (int x = 0; x < S; x++) {
             int X = (X0 + ax[x]) >> 5, Y = (Y0 + ay[x]) >> 5;
-            int xi = X >> 5, yi = Y >> 5;
             float fx = (float)(X & 31) / 32.0f, fy = (float)(Y & 31) / 32.0f;
             w00[x] = (1.0f - fy) * (1.0f - fx), w01[x] = (1.0f - fy) * fx, w10[x] = fy * (1.0f - fx), w11[x] = fy * fx;
-            int xa = qbc_reflect101(xi, S), xb = qbc_reflect101(xi + 1, S);
-            int ya = qbc_reflect101(yi, S), yb = qbc_reflect101(yi + 1, S);
-            oa[x] = (ya * S + xa) * 3, ob[x] = (ya * S + xb) * 3, oc[x] = (yb * S + xa) * 3, od[x] = (yb * S + xb) * 3;
         }
+        /* the source corner is monotonic along the row (ax, ay are): when both ends have their
+         * 2×2 neighbourhood inside the image, every pixel has, and no reflection is needed */
+        int xe = (X0 + ax[S - 1]) >> 10, ye = (Y0 + ay[S - 1]) >> 10, xs = (X0 + ax[0]) >> 10, ys = (Y0 + ay[0]) >> 10;
+        if ((unsigned)xs < (unsigned)(S - 1) && (unsigned)xe < (unsigned)(S - 1) && (unsigned)ys < (unsigned)(S - 1) &&
+            (unsigned)ye < (unsigned)(S - 1)) {
+#pragma omp simd
+            for (int x = 0; x < S; x++) {
+                int xi = (X0 + ax[x]) >> 10, yi = (Y0 + ay[x]) >> 10, b = (yi * S + xi) * 3;
+                oa[x] = b, ob[x] = b + 3, oc[x] = b + 3 * S, od[x] = b + 3 * S + 3;
+            }
+        } else
+            for (int x = 0; x < S; x++) {
+                int xi = (X0 + ax[x]) >> 10, yi = (Y0 + ay[x]) >> 10;
+                int xa = qbc_reflect101(xi, S), xb = qbc_reflect101(xi + 1, S);
+                int ya = qbc_reflect101(yi, S), yb = qbc_reflect101(yi + 1, S);
+                oa[x] = (ya * S + xa) * 3, ob[x] = (ya * S + xb) * 3, oc[x] = (yb * S + xa) * 3, od[x] = (yb * S + xb) * 3;
+            }
         /* one pixel's three channels (and a fourth, overwritten by the next pixel) per vector:
          * the scalar expression lane by lane; in and out carry one float of padding */
         float *o = out + (size_t)y * S * 3;
@@ -475,17 +489,24 @@ void qbc_filter2d_u8_3x3(uint8_t *out, const uint8_t *in, int h, int w, const in
 
 /* ---------------- per-thread scratch ---------------- */
 
-typedef struct { void *p[QBC_SCRATCH_SLOTS]; size_t cap[QBC_SCRATCH_SLOTS]; } scratch_set;
+/* QBC_CACHE_SLOTS more buffers that keep their contents for a key (replaced round-robin) */
+#define QBC_CACHE_SLOTS 4
+typedef struct {
+    void *p[QBC_SCRATCH_SLOTS + QBC_CACHE_SLOTS];
+    size_t cap[QBC_SCRATCH_SLOTS + QBC_CACHE_SLOTS];
+    uint64_t key[QBC_CACHE_SLOTS];
+    int next;
+} scratch_set;
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 static void scratch_free(void *v) {
     scratch_set *s = v;
-    for (int i = 0; i < QBC_SCRATCH_SLOTS; i++) free(s->p[i]);
+    for (int i = 0; i < QBC_SCRATCH_SLOTS + QBC_CACHE_SLOTS; i++) free(s->p[i]);
     free(s);
 }
 static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
 
-void *qbc_scratch(int slot, size_t bytes) {
+static scratch_set *scratch_get(void) {
     pthread_once(&scratch_once, scratch_init);
     scratch_set *s = pthread_getspecific(scratch_key);
     if (!s) {
@@ -495,6 +516,10 @@ void *qbc_scratch(int slot, size_t bytes) {
             return NULL;
         }
     }
+    return s;
+}
+
+static void *slot_grow(scratch_set *s, int slot, size_t bytes) {
     if (s->cap[slot] < bytes) {
         free(s->p[slot]);
         s->cap[slot] = 0;
@@ -503,6 +528,26 @@ void *qbc_scratch(int slot, size_t bytes) {
         s->cap[slot] = want;
     }
     return s->p[slot];
+}
+
+void *qbc_scratch(int slot, size_t bytes) {
+    scratch_set *s = scratch_get();
+    return s ? slot_grow(s, slot, bytes) : NULL;
+}
+
+void *qbc_cache(uint64_t key, size_t bytes, int *fresh) {
+    scratch_set *s = scratch_get();
+    if (!s) return NULL;
+    *fresh = 0;
+    for (int i = 0; i < QBC_CACHE_SLOTS; i++)
+        if (s->p[QBC_SCRATCH_SLOTS + i] && s->key[i] == key && s->cap[QBC_SCRATCH_SLOTS + i] >= bytes)
+            return s->p[QBC_SCRATCH_SLOTS + i];
+    int i = s->next;
+    s->next = (i + 1) % QBC_CACHE_SLOTS;
+    s->key[i] = key, *fresh = 1;
+    void *p = slot_grow(s, QBC_SCRATCH_SLOTS + i, bytes);
+    if (!p) s->key[i] = 0;
+    return p;
 }
 
 int qbc_hsv_affine(uint8_t *out, const uint8_t *in, int S, int channel, double mult, double add) {

@@ -82,7 +82,20 @@ long qbc_poisson_draw(qb_crng *r, const qbc_poisson *P);
  * distance transform 4, folded Gaussian 4, motion blur 5, Gaussian 6 and 7. */
 #define QBC_SCRATCH_SLOTS 8
 void *qbc_scratch(int slot, size_t bytes);
+/* A per-thread buffer of at least `bytes` that keeps its contents between calls for the same
+ * key (a few keys at a time): *fresh = 1 when the caller must (re)fill it. NULL on failure. */
+void *qbc_cache(uint64_t key, size_t bytes, int *fresh);
 
+/* x/255 correctly rounded for the integers 0 ≤ x ≤ 255 (all 256 checked by the tests): a multiply
+ * and two FMAs (Markstein's correction), which vectorise, instead of a division, which is slow */
+static inline double qbc_div255(double x) {
+    double q = x * (1.0 / 255.0);
+    return fma(fma(-q, 255.0, x), 1.0 / 255.0, q);
+}
+static inline float qbc_div255f(float x) {
+    float q = x * (1.0f / 255.0f);
+    return fmaf(fmaf(-q, 255.0f, x), 1.0f / 255.0f, q);
+}
 /* NumPy's float64 → uint8 cast (truncation; x86 wraps values ≥ 256, NaN → 0). */
 static inline uint8_t qbc_trunc8(double v) {
     if (!(v == v)) return 0;
@@ -113,6 +126,20 @@ typedef float qbc_v4f __attribute__((vector_size(16)));
 static inline qbc_v4f qbc_ld4f(const float *p) { qbc_v4f v; memcpy(&v, p, sizeof v); return v; }
 /* four floats widened to four doubles (exact) */
 static inline qbc_v4d qbc_ld4f_d(const float *p) { return __builtin_convertvector(qbc_ld4f(p), qbc_v4d); }
+/* qbc_out8f of lanes 0–2 of t, each rounded to float first, into o[0..2], with vector selects;
+ * o[3] is written too (garbage): the caller writes it afterwards or owns it */
+static inline void qbc_out8f_3w(uint8_t *o, qbc_v4d t) {
+    typedef int32_t v4i __attribute__((vector_size(16)));
+    typedef uint8_t v16u8 __attribute__((vector_size(16)));
+    qbc_v4f f = __builtin_convertvector(t, qbc_v4f);
+    f = (qbc_v4f)((v4i)f & (f > 0)); /* max(f, 0), NaN → 0 */
+    v4i lt = f < 1;
+    f = (qbc_v4f)(((v4i)f & lt) | ((v4i)(qbc_v4f){1, 1, 1, 1} & ~lt));
+    v4i q = __builtin_convertvector(f * 255.0f, v4i);
+    v16u8 b = __builtin_shuffle((v16u8)q, (v16u8){0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
+    int32_t w = ((v4i)b)[0];
+    memcpy(o, &w, 4);
+}
 static inline qbc_v4d qbc_ld4(const double *p) { qbc_v4d v; memcpy(&v, p, sizeof v); return v; }
 static inline void qbc_st4(double *p, qbc_v4d v) { memcpy(p, &v, sizeof v); }
 

@@ -46,10 +46,10 @@ int qb_snow(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_cor
             uint8_t *o = out + (size_t)i * S * 3;
 #pragma omp simd
             for (int j = 0; j < S; j++) { /* branch-free, vectorised: same operations per value */
-                float v0 = (float)(p[3 * j] / 255.0), v1 = (float)(p[3 * j + 1] / 255.0), v2 = (float)(p[3 * j + 2] / 255.0);
+                float v0 = (float)qbc_div255(p[3 * j]), v1 = (float)qbc_div255(p[3 * j + 1]), v2 = (float)qbc_div255(p[3 * j + 2]);
                 float g = v0 * 0.299f + v1 * 0.587f + v2 * 0.114f;
                 float hi = g * 1.5f + 0.5f;
-                double L = l1[j] / 255.0, L2 = l2[S - 1 - j] / 255.0;
+                double L = qbc_div255(l1[j]), L2 = qbc_div255(l2[S - 1 - j]);
                 float w0 = blend * v0 + rest * (v0 > hi ? v0 : hi), w1 = blend * v1 + rest * (v1 > hi ? v1 : hi);
                 float w2 = blend * v2 + rest * (v2 > hi ? v2 : hi);
                 o[3 * j] = qbc_out8n(((double)w0 + L) + L2);
@@ -196,7 +196,7 @@ int qb_fog(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corr
         const uint8_t *x = in + (size_t)i * S * 3;
         uint8_t *o = out + (size_t)i * S * 3;
 #pragma omp simd
-        for (int j = 0; j < 3 * S; j++) o[j] = qbc_out8n((x[j] / 255.0 + Fr[j]) * M / den);
+        for (int j = 0; j < 3 * S; j++) o[j] = qbc_out8n((qbc_div255(x[j]) + Fr[j]) * M / den);
     }
     return 0;
 }

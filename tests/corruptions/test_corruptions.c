@@ -225,6 +225,17 @@ START_TEST(test_bulk_draws) {
 }
 END_TEST
 
+/* The division-free x/255 the hot loops use equals the division for every byte value. */
+START_TEST(test_div255_exact) {
+    for (int x = 0; x < 256; x++) {
+        volatile double d = 255.0;
+        volatile float f = 255.0f;
+        ck_assert_msg(qbc_div255((double)x) == (double)x / d, "double %d", x);
+        ck_assert_msg(qbc_div255f((float)x) == (float)x / f, "float %d", x);
+    }
+}
+END_TEST
+
 /* defocus_blur against the reference's definition computed directly, without data: the kernel
  * as disk() builds it (binary disk normalised in f32, cv2.GaussianBlur in f32 with REFLECT_101
  * inside the array), then cv2.filter2D as an f64 correlation on the REFLECT_101-padded image,
@@ -424,6 +435,7 @@ Suite *corruptions_suite(void) {
     TCase *tu = tcase_create("unit");
     tcase_add_test(tu, test_gaussian_noise_model);
     tcase_add_test(tu, test_bulk_draws);
+    tcase_add_test(tu, test_div255_exact);
     tcase_add_test(tu, test_defocus_direct);
     tcase_add_test(tu, test_counter_keyed);
     tcase_add_test(tu, test_selection_and_errors);
