@@ -188,6 +188,15 @@ static inline uint64_t ctr_one(qb_rng *g) {
     return u;
 }
 
+void qbc_words(qb_crng *r, uint64_t *out, size_t n) {
+    if (r->kind == QB_CRNG_COUNTER) ctr_fill(&r->ctr, out, n);
+    else
+        for (size_t i = 0; i < n; i++) {
+            uint64_t hi = qb_crng_next32(r);
+            out[i] = hi << 32 | qb_crng_next32(r);
+        }
+}
+
 void qbc_uniforms(qb_crng *r, double *out, size_t n) {
     if (r->kind != QB_CRNG_COUNTER) {
         for (size_t i = 0; i < n; i++) out[i] = qb_crng_uniform(r);

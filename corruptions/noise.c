@@ -28,11 +28,48 @@ int qb_gaussian_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, co
     return 0;
 }
 
+/* One input value's output distribution for the counter stream, as an alias table (Walker/Vose)
+ * of N = 2^bits columns: a word's top bits pick the column, its low 32 bits are compared with the
+ * column's threshold. Each output byte's probability is kept to 2^−32/N. */
+typedef struct { uint32_t thr; uint8_t self, alias; } shot_cell;
+enum { SHOT_MAX_COLS = 256 };
+
+/* Poisson(lam) counts → output bytes o8[k] (bytes merged), then Vose's construction. */
+static int shot_table(shot_cell *T, double lam, const uint8_t *o8, int maxlen) {
+    double P[256] = {0}, p = exp(-lam), tot = 0;
+    for (int k = 0; k < maxlen; k++) { /* the inversion path's masses, stopped where it stops */
+        P[o8[k]] += p, tot += p;
+        if (k > lam && p < 1e-20) break;
+        p *= lam / (k + 1);
+    }
+    int m = 0, out[256];
+    for (int b = 0; b < 256; b++)
+        if (P[b] > 0) out[m++] = b;
+    int bits = 1;
+    while ((1 << bits) < m) bits++;
+    int N = 1 << bits, small[SHOT_MAX_COLS], large[SHOT_MAX_COLS], ns = 0, nl = 0;
+    double q[SHOT_MAX_COLS];
+    for (int i = 0; i < N; i++) {
+        q[i] = i < m ? P[out[i]] * N / tot : 0;
+        T[i].self = T[i].alias = (uint8_t)(i < m ? out[i] : out[0]);
+        if (q[i] < 1) small[ns++] = i;
+        else large[nl++] = i;
+    }
+    while (ns && nl) {
+        int s = small[--ns], l = large[nl - 1];
+        T[s].thr = (uint32_t)(q[s] * 4294967296.0), T[s].alias = T[l].self;
+        q[l] -= 1 - q[s];
+        if (q[l] < 1) nl--, small[ns++] = l;
+    }
+    /* what is left is full (up to rounding): always its own outcome */
+    while (nl) T[large[--nl]].thr = 0, T[large[nl]].alias = T[large[nl]].self;
+    while (ns) T[small[--ns]].thr = 0, T[small[ns]].alias = T[small[ns]].self;
+    return bits;
+}
+
 /* Poisson(v/255·c)/c per value. NumPy source: NumPy's algorithm draw by draw, its constants
- * computed once per distinct value. Counter stream on large images: inversion of the exact
- * Poisson CDF, one uniform per value, with a table per distinct input value (≤ 256) and a
- * 64-entry guide table to start the search. */
-#define SHOT_GUIDE 64
+ * computed once per distinct value. Counter stream on large images: one word per value through
+ * the alias table of its input value (built on first use, ≤ 256 per call). */
 int qb_shot_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
     double c = shot_c[ctx->preset][sev - 1];
     size_t n = (size_t)ctx->S * ctx->S * 3;
@@ -47,44 +84,21 @@ int qb_shot_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const 
         return 0;
     }
     int maxlen = (int)(c + 12 * sqrt(c) + 40);
-    double *cdf = qbc_scratch(1, (size_t)256 * maxlen * sizeof(double));
-    uint8_t *guide = qbc_scratch(2, (size_t)256 * SHOT_GUIDE * sizeof(uint16_t));
-    double *u = qbc_scratch(0, 256 * sizeof(double));
-    if (!cdf || !guide || !u) return QB_EXIT_FAIL;
-    uint16_t *gd = (uint16_t *)guide;
-    uint8_t have[256] = {0}, *o8 = qbc_scratch(3, (size_t)maxlen);
-    if (!o8) return QB_EXIT_FAIL;
+    shot_cell *tab = qbc_scratch(1, (size_t)256 * SHOT_MAX_COLS * sizeof(shot_cell));
+    uint64_t *w = qbc_scratch(0, 256 * sizeof(uint64_t));
+    uint8_t *o8 = qbc_scratch(3, (size_t)maxlen);
+    if (!tab || !w || !o8) return QB_EXIT_FAIL;
     for (int k = 0; k < maxlen; k++) o8[k] = qbc_out8((double)k / c); /* the output of count k */
+    uint8_t shift[256] = {0}; /* 64 − bits of value v's table; 0: not built yet */
     for (size_t i0 = 0; i0 < n; i0 += 256) {
         size_t m = n - i0 < 256 ? n - i0 : 256;
-        qbc_uniforms(rng, u, m);
+        qbc_words(rng, w, m);
         for (size_t j = 0; j < m; j++) {
             int v = in[i0 + j];
-            double *F = cdf + (size_t)v * maxlen;
-            uint16_t *G = gd + (size_t)v * SHOT_GUIDE;
-            if (!have[v]) {
-                double lam = v / 255.0 * c, p = exp(-lam), acc = 0;
-                int k = 0;
-                for (; k < maxlen - 1; k++) {
-                    acc += p;
-                    F[k] = acc;
-                    if (k > lam && p < 1e-20) break;
-                    p *= lam / (k + 1);
-                }
-                F[k] = 2.0; /* the tail beyond (mass < 1e-19) lands on the last k */
-                int kk = 0;
-                for (int g = 0; g < SHOT_GUIDE; g++) {
-                    while (F[kk] <= (double)g / SHOT_GUIDE) kk++;
-                    G[g] = (uint16_t)kk;
-                }
-                have[v] = 1;
-            }
-            double x = u[j];
-            int k = G[(int)(x * SHOT_GUIDE)];
-            k += F[k] <= x; /* the usual 0–2 steps without branches (F ends in 2.0: bounded) */
-            k += F[k] <= x;
-            while (F[k] <= x) k++;
-            out[i0 + j] = o8[k];
+            shot_cell *T = tab + (size_t)v * SHOT_MAX_COLS;
+            if (!shift[v]) shift[v] = (uint8_t)(64 - shot_table(T, v / 255.0 * c, o8, maxlen));
+            shot_cell e = T[w[j] >> shift[v]];
+            out[i0 + j] = (uint32_t)w[j] < e.thr ? e.self : e.alias;
         }
     }
     return 0;

@@ -63,6 +63,8 @@ void qbc_filter2d_u8_3x3(uint8_t *out, const uint8_t *in, int h, int w, const in
  * qb_crng_normal (bit-identical to the reference's draws). Counter stream: bulk SplitMix64 words
  * of the keyed stream; normals by a 256-layer ziggurat (exact N(0,1), one word per draw mostly). */
 void qbc_uniforms(qb_crng *r, double *out, size_t n);
+/* n raw 64-bit words of the stream (counter: the bulk words; NumPy: two 32-bit draws each) */
+void qbc_words(qb_crng *r, uint64_t *out, size_t n);
 /* n × qb_crng_uniform (not qbc_uniforms' sequence), in bulk */
 void qbc_uniforms_exact(qb_crng *r, double *out, size_t n);
 /* out[i] = (the i-th uniform of qbc_uniforms < a): the same draws, compared without doubles */

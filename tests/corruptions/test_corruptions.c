@@ -197,6 +197,46 @@ START_TEST(test_gaussian_noise_model) {
 }
 END_TEST
 
+/* shot_noise on the counter stream at 224 px (the alias-table sampler): on flat images, the
+ * histogram of output bytes matches Poisson(v/255·c) mapped through 255·clip(k/c), by a χ² test
+ * over the bins with ≥ 5 expected counts, and the mean matches. */
+START_TEST(test_shot_noise_poisson) {
+    int S = 224;
+    size_t n = (size_t)S * S * 3;
+    uint8_t *in = malloc(n), *out = malloc(n);
+    qb_corrupt_ctx ctx = {QB_PRESET_IMAGENET, S, NULL};
+    static const int vals[4] = {0, 9, 128, 255}, sevs[2] = {1, 5};
+    static const double cs[2] = {60, 3};
+    for (int si = 0; si < 2; si++)
+        for (int vi = 0; vi < 4; vi++) {
+            memset(in, vals[vi], n);
+            ck_assert_int_eq(qb_corrupt(out, in, qb_corruption_find("shot_noise"), sevs[si], QB_CRNG_COUNTER, 7, 3, &ctx), 0);
+            double lam = vals[vi] / 255.0 * cs[si], p = exp(-lam), P[256] = {0}, mean = 0;
+            for (int k = 0; k < 1000; k++) {
+                double v = k / cs[si];
+                P[(int)(255.0 * (v > 1 ? 1 : v))] += p;
+                p *= lam / (k + 1);
+            }
+            long h[256] = {0};
+            double got = 0;
+            for (size_t i = 0; i < n; i++) h[out[i]]++, got += out[i];
+            for (int b = 0; b < 256; b++) mean += b * P[b];
+            double chi2 = 0;
+            int df = -1;
+            for (int b = 0; b < 256; b++) {
+                double e = P[b] * (double)n;
+                if (e >= 5) chi2 += (h[b] - e) * (h[b] - e) / e, df++;
+                else ck_assert_msg(h[b] <= 5 + 10 * e, "v %d sev %d: byte %d seen %ld times, expected %.2f", vals[vi],
+                                   sevs[si], b, h[b], e);
+            }
+            if (df > 0)
+                ck_assert_msg(chi2 < df + 6 * sqrt(2.0 * df), "v %d sev %d: chi2 %.1f on %d dof", vals[vi], sevs[si], chi2, df);
+            ck_assert_double_eq_tol(got / (double)n, mean, 0.2 + 0.01 * mean);
+        }
+    free(in), free(out);
+}
+END_TEST
+
 /* The bulk samplers equal their one-at-a-time definitions on the counter stream, and leave the
  * stream where those would: qbc_uniforms_exact = qb_crng_uniform n times, qbc_below(a) =
  * (qbc_uniforms < a), for n not a multiple of the vector or chunk width. */
@@ -434,6 +474,7 @@ Suite *corruptions_suite(void) {
     suite_add_tcase(s, tc);
     TCase *tu = tcase_create("unit");
     tcase_add_test(tu, test_gaussian_noise_model);
+    tcase_add_test(tu, test_shot_noise_poisson);
     tcase_add_test(tu, test_bulk_draws);
     tcase_add_test(tu, test_div255_exact);
     tcase_add_test(tu, test_defocus_direct);
