@@ -285,7 +285,8 @@ int cmd_corrupt(int argc, char **argv) {
             if (models[m].vit.cfg.classes > maxK) maxK = models[m].vit.cfg.classes;
         }
         logits = qb_malloc((size_t)batch * maxK * sizeof(float));
-        qb_image *clean = calloc((size_t)batch, sizeof(qb_image)), *cor = calloc((size_t)batch, sizeof(qb_image));
+        /* cor[s·batch + i]: image i at severity s (1..5): a corruption's severities are made in one call */
+        qb_image *clean = calloc((size_t)batch, sizeof(qb_image)), *cor = calloc((size_t)batch * 6, sizeof(qb_image));
         int *lab = calloc((size_t)batch, sizeof(int)), *errs = calloc((size_t)batch, sizeof(int));
         char (*errmsg)[512] = calloc((size_t)batch, 512);
         int nsel = 0, skipped = 0;
@@ -304,9 +305,9 @@ int cmd_corrupt(int argc, char **argv) {
         qb_corrupt_ctx ctx = {preset, S, &frost};
         qb_progress pb;
         double t0 = qb_now();
-        for (int i = 0; i < batch; i++) {
+        for (int i = batch; i < 6 * batch && !from; i++) {
             cor[i].w = cor[i].h = S;
-            cor[i].rgb = malloc((size_t)S * S * 3);
+            if (!(cor[i].rgb = qb_malloc((size_t)S * S * 3))) rc = QB_EXIT_FAIL;
         }
         if (have_ds && !from) {
             qb_progress_start(&pb, save && !n_models ? "corrupt" : "eval", (long)ds.n * nsel);
@@ -328,23 +329,30 @@ int cmd_corrupt(int argc, char **argv) {
                 for (int i = 0; i < nb && !rc; i++)
                     if (errs[i]) rc = qb_error(errs[i], "%s", errmsg[i]);
                 if (!rc && n_models && need_clean && (rc = eval_batch(models, n_models, xs, logits, clean, lab, nb, t, QB_N_CORRUPTIONS, 0))) {}
-                for (int c = 0; c < QB_N_CORRUPTIONS && !rc; c++)
-                    for (int s = 1; s <= 5 && !rc; s++) {
-                        if (!sel[c] || !sev[s] || sel_skip[c][s]) continue;
+                for (int c = 0; c < QB_N_CORRUPTIONS && !rc; c++) {
+                    unsigned mask = 0;
+                    for (int s = 1; s <= 5; s++)
+                        if (sel[c] && sev[s] && !sel_skip[c][s]) mask |= 1u << s;
+                    if (!mask) continue;
 #pragma omp parallel for schedule(dynamic)
-                        for (int i = 0; i < nb; i++) {
-                            const qb_sample *smp = &ds.items[start + i];
-                            errs[i] = qb_corrupt(cor[i].rgb, clean[i].rgb, c, s, rng_kind, (uint64_t)seed,
-                                                 qb_image_id(smp->rel), &ctx);
-                            if (!errs[i] && save)
-                                errs[i] = save_one(save, qb_corruptions[c].name, s, smp->rel, &cor[i], jpeg, (int)quality);
-                            if (errs[i]) snprintf(errmsg[i], 512, "%s", qb_last_error());
-                        }
-                        for (int i = 0; i < nb && !rc; i++)
-                            if (errs[i]) rc = qb_error(errs[i], "%s", errmsg[i]);
-                        if (!rc && n_models) rc = eval_batch(models, n_models, xs, logits, cor, lab, nb, t, c, s);
+                    for (int i = 0; i < nb; i++) {
+                        const qb_sample *smp = &ds.items[start + i];
+                        uint8_t *o[6] = {NULL};
+                        for (int s = 1; s <= 5; s++) o[s] = cor[s * batch + i].rgb;
+                        errs[i] = qb_corrupt_sevs(o, clean[i].rgb, c, mask, rng_kind, (uint64_t)seed, qb_image_id(smp->rel), &ctx);
+                        for (int s = 1; s <= 5 && save && !errs[i]; s++)
+                            if (mask >> s & 1)
+                                errs[i] = save_one(save, qb_corruptions[c].name, s, smp->rel, &cor[s * batch + i], jpeg, (int)quality);
+                        if (errs[i]) snprintf(errmsg[i], 512, "%s", qb_last_error());
+                    }
+                    for (int i = 0; i < nb && !rc; i++)
+                        if (errs[i]) rc = qb_error(errs[i], "%s", errmsg[i]);
+                    for (int s = 1; s <= 5 && !rc; s++) {
+                        if (!(mask >> s & 1)) continue;
+                        if (n_models) rc = eval_batch(models, n_models, xs, logits, cor + s * batch, lab, nb, t, c, s);
                         qb_progress_update(&pb, pb.done + nb);
                     }
+                }
                 for (int i = 0; i < nb; i++) qb_image_free(&clean[i]);
             }
             qb_progress_finish(&pb);
@@ -469,7 +477,7 @@ int cmd_corrupt(int argc, char **argv) {
                 printf("mCE: no AlexNet baseline for the %s preset; report the unnormalised mean error\n", preset_s);
         }
         for (int m = 0; m < MAX_MODELS; m++) free(xs[m]);
-        for (int i = 0; i < batch; i++) free(cor[i].rgb);
+        for (int i = 0; i < 6 * batch; i++) free(cor[i].rgb);
         free(t), free(logits), free(clean), free(cor), free(lab), free(errs), free(errmsg);
     }
 cleanup:

@@ -297,54 +297,99 @@ static int zoom_hrow(zoom_plan *Z, const float *v, int S, int row, int keep) {
 }
 
 /* Each zoom's value is stored f32, then summed in f32 in zoom order (scipy + the reference's
- * loop). Done output row by output row over all zooms so the running sum stays in cache. */
-int qb_zoom_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
-    (void)rng;
+ * loop). Done output row by output row over all zooms so the running sums stay in cache. The
+ * severities' zoom factors overlap (1.02 is in severities 1–4 of imagenet): each distinct factor
+ * is interpolated once and added to the sum of every severity in mask that has it; factors are
+ * visited in increasing order, which is each severity's own order, so every sum sees the same
+ * additions in the same order as alone. */
+enum { ZOOM_MAXZ = 160 };
+int qb_zoom_blur_sevs(uint8_t *const out[6], const uint8_t *in, unsigned mask, const qb_corrupt_ctx *ctx) {
     int S = ctx->S, S3 = S * 3;
     if (S > 512) return qb_error(QB_EXIT_FAIL, "zoom_blur: image too large");
-    double stop = zoom_params[ctx->preset][sev - 1][0], step = zoom_params[ctx->preset][sev - 1][1];
-    int nz = (int)ceil((stop - 1.0) / step);
-    double delta = (1.0 + step) - 1.0; /* NumPy's arange steps by (start + step) − start */
+    double zl[ZOOM_MAXZ];
+    unsigned use[ZOOM_MAXZ]; /* bit s: severity s sums this factor */
+    int nd = 0;
+    float den[6] = {0};
+    for (int sv = 1; sv <= 5; sv++) {
+        if (!(mask >> sv & 1)) continue;
+        double stop = zoom_params[ctx->preset][sv - 1][0], step = zoom_params[ctx->preset][sv - 1][1];
+        int nz = (int)ceil((stop - 1.0) / step);
+        double delta = (1.0 + step) - 1.0; /* NumPy's arange steps by (start + step) − start */
+        den[sv] = (float)(nz + 1);
+        for (int k = 1; k < nz; k++) { /* k = 0: zoom 1, the identity (z_0 = 1 exactly) */
+            double z = 1.0 + k * delta;
+            int d = 0;
+            while (d < nd && zl[d] < z) d++;
+            if (d < nd && zl[d] == z) { use[d] |= 1u << sv; continue; }
+            if (nd == ZOOM_MAXZ) return qb_error(QB_EXIT_FAIL, "zoom_blur: too many zoom factors");
+            memmove(zl + d + 1, zl + d, (size_t)(nd - d) * sizeof *zl), memmove(use + d + 1, use + d, (size_t)(nd - d) * sizeof *use);
+            zl[d] = z, use[d] = 1u << sv, nd++;
+        }
+    }
     size_t n = (size_t)S * S3;
-    zoom_plan *Z = qbc_scratch(0, (size_t)nz * sizeof(zoom_plan));
+    zoom_plan *Z = qbc_scratch(0, (size_t)(nd + 1) * sizeof(zoom_plan));
     size_t hs = (size_t)S3 + 4;
-    double *hbuf = qbc_scratch(2, (size_t)nz * 2 * hs * sizeof(double));
+    double *hbuf = qbc_scratch(2, (size_t)(nd + 1) * 2 * hs * sizeof(double));
     /* the image in f32 (the reference's array) */
     float *v = qbc_scratch(3, (n + 1) * sizeof(float));
-    float *acc = qbc_scratch(4, (size_t)S3 * sizeof(float));
+    float *acc = qbc_scratch(4, (size_t)S3 * 7 * sizeof(float)), *tmp = acc ? acc + (size_t)S3 * 6 : NULL;
     if (!Z || !hbuf || !v || !acc) return QB_EXIT_FAIL;
     float lut[256];
     for (int i = 0; i < 256; i++) lut[i] = (float)(i / 255.0);
     for (size_t i = 0; i < n; i++) v[i] = lut[in[i]];
     v[n] = 0;
-    for (int k = 0; k < nz; k++) {
-        zoom_plan *P = &Z[k];
-        qbc_zoom_geom(S, 1.0 + k * delta, &P->top, P->i0, P->j0, P->f);
-        for (int s = 0; s < 2; s++) P->h[s] = hbuf + ((size_t)k * 2 + s) * hs, P->tag[s] = -1 - s;
+    for (int d = 0; d < nd; d++) {
+        zoom_plan *P = &Z[d];
+        qbc_zoom_geom(S, zl[d], &P->top, P->i0, P->j0, P->f);
+        for (int s = 0; s < 2; s++) P->h[s] = hbuf + ((size_t)d * 2 + s) * hs, P->tag[s] = -1 - s;
     }
-    float den = (float)(nz + 1);
     for (int y = 0; y < S; y++) {
         const float *vy = v + (size_t)y * S3;
-        /* zoom 1 is the identity (z_0 = 1 exactly) */
-        for (int j = 0; j < S3; j++) acc[j] = vy[j];
-        for (int k = 1; k < nz; k++) {
-            zoom_plan *P = &Z[k];
+        for (int sv = 1; sv <= 5; sv++)
+            if (mask >> sv & 1) memcpy(acc + (size_t)sv * S3, vy, (size_t)S3 * sizeof(float));
+        for (int d = 0; d < nd; d++) {
+            zoom_plan *P = &Z[d];
             int s0 = zoom_hrow(P, v, S, P->i0[y], -1), s1 = zoom_hrow(P, v, S, P->j0[y], s0);
             const double *h0 = P->h[s0], *h1 = P->h[s1];
             double wy1 = P->f[y], wy0 = 1.0 - wy1;
+            unsigned u = use[d];
+            if (!(u & (u - 1))) { /* one severity: straight into its sum */
+                float *a = acc + (size_t)__builtin_ctz(u) * S3;
 #pragma omp simd
-            for (int j = 0; j < S3; j++) acc[j] += (float)(h0[j] * wy0 + h1[j] * wy1);
+                for (int j = 0; j < S3; j++) a[j] += (float)(h0[j] * wy0 + h1[j] * wy1);
+                continue;
+            }
+#pragma omp simd
+            for (int j = 0; j < S3; j++) tmp[j] = (float)(h0[j] * wy0 + h1[j] * wy1);
+            for (int sv = 1; sv <= 5; sv++) {
+                if (!(u >> sv & 1)) continue;
+                float *a = acc + (size_t)sv * S3;
+#pragma omp simd
+                for (int j = 0; j < S3; j++) a[j] += tmp[j];
+            }
         }
         const uint8_t *x = in + (size_t)y * S3;
-        uint8_t *o = out + (size_t)y * S3;
+        for (int sv = 1; sv <= 5; sv++) {
+            if (!(mask >> sv & 1)) continue;
+            const float *a = acc + (size_t)sv * S3;
+            float dn = den[sv];
+            uint8_t *o = out[sv] + (size_t)y * S3;
 #pragma omp simd
-        for (int j = 0; j < S3; j++) { /* qbc_out8f, vectorisable (no NaN here) */
-            float q = ((float)qbc_div255((double)x[j]) + acc[j]) / den; /* lut[x[j]], without a gather */
-            q = q < 0 ? 0 : q > 1 ? 1 : q;
-            o[j] = (uint8_t)(int)(q * 255.0f);
+            for (int j = 0; j < S3; j++) { /* qbc_out8f, vectorisable (no NaN here) */
+                float q = ((float)qbc_div255((double)x[j]) + a[j]) / dn;
+                q = q < 0 ? 0 : q > 1 ? 1 : q;
+                o[j] = (uint8_t)(int)(q * 255.0f);
+            }
         }
     }
     return 0;
+}
+
+int qb_zoom_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
+    (void)rng;
+    uint8_t *o[6] = {0};
+    o[sev] = out;
+    return qb_zoom_blur_sevs(o, in, 1u << sev, ctx);
 }
 
 /* ---------------- gaussian_blur ---------------- */

@@ -68,11 +68,16 @@ typedef struct {
 /* out, in: S×S×3 RGB8 (out != in). sev in 1..5. Returns 0 or QB_EXIT_* after qb_error. */
 typedef int (*qb_corrupt_fn)(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 
+/* Several severities of a deterministic corruption at once (bit s of mask: severity s, into
+ * out[s]), sharing the work they have in common; outputs equal the one-severity function's. */
+typedef int (*qb_corrupt_sevs_fn)(uint8_t *const out[6], const uint8_t *in, unsigned mask, const qb_corrupt_ctx *ctx);
+
 typedef struct {
     const char *name;
     const char *group;     /* noise, blur, weather, digital, extra */
     qb_corrupt_fn fn;
     int stochastic;
+    qb_corrupt_sevs_fn sevs; /* NULL: severities computed one by one */
 } qb_corruption;
 
 extern const qb_corruption qb_corruptions[QB_N_CORRUPTIONS]; /* in the scripts' order; first 15 = common */
@@ -88,6 +93,13 @@ int qb_severity_select(const char *list, int sev[6]);
 /* Apply corruption `idx` at `sev` with a fresh stream for (seed, image id). */
 int qb_corrupt(uint8_t *out, const uint8_t *in, int idx, int sev, qb_crng_kind kind, uint64_t seed,
                uint64_t image_id, const qb_corrupt_ctx *ctx);
+
+/* The severities in mask (bit s = severity s, 1..5) of corruption idx into out[s], each equal to
+ * qb_corrupt(out[s], in, idx, s, …); corruptions with shared work across severities (zoom_blur:
+ * the zoom factors common to several severities; brightness and saturate: the HSV conversion)
+ * do it once. QB_EXIT_USAGE for an empty or out-of-range mask. */
+int qb_corrupt_sevs(uint8_t *const out[6], const uint8_t *in, int idx, unsigned mask, qb_crng_kind kind,
+                    uint64_t seed, uint64_t image_id, const qb_corrupt_ctx *ctx);
 
 /* Bring an image to the preset's size as the reference pipeline did (§2.1): an image already
  * S×S is copied; imagenet: shorter side to 256 (PIL bilinear, long side truncated), centre
@@ -114,16 +126,19 @@ int qb_defocus_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, cons
 int qb_glass_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 int qb_motion_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 int qb_zoom_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
+int qb_zoom_blur_sevs(uint8_t *const out[6], const uint8_t *in, unsigned mask, const qb_corrupt_ctx *ctx);
 int qb_gaussian_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 int qb_snow(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 int qb_frost_corrupt(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 int qb_fog(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 int qb_brightness(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
+int qb_brightness_sevs(uint8_t *const out[6], const uint8_t *in, unsigned mask, const qb_corrupt_ctx *ctx);
 int qb_spatter(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 int qb_contrast(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 int qb_elastic_transform(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 int qb_pixelate(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 int qb_jpeg_compression(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 int qb_saturate(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
+int qb_saturate_sevs(uint8_t *const out[6], const uint8_t *in, unsigned mask, const qb_corrupt_ctx *ctx);
 
 #endif

@@ -245,8 +245,14 @@ static const double saturate_params[3][5][2] = {
     {{0.3, 0}, {0.1, 0}, {2, 0}, {5, 0.1}, {30, 0.2}},
     {{0.3, 0}, {0.1, 0}, {1.5, 0}, {2, 0.1}, {2.5, 0.2}}};
 
+int qb_saturate_sevs(uint8_t *const out[6], const uint8_t *in, unsigned mask, const qb_corrupt_ctx *ctx) {
+    double mult[6] = {0}, add[6] = {0};
+    for (int s = 1; s <= 5; s++) mult[s] = saturate_params[ctx->preset][s - 1][0], add[s] = saturate_params[ctx->preset][s - 1][1];
+    return qbc_hsv_affine(out, in, ctx->S, 1, mult, add, mask);
+}
 int qb_saturate(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
     (void)rng;
-    const double *k = saturate_params[ctx->preset][sev - 1];
-    return qbc_hsv_affine(out, in, ctx->S, 1, k[0], k[1]);
+    uint8_t *o[6] = {0};
+    o[sev] = out;
+    return qb_saturate_sevs(o, in, 1u << sev, ctx);
 }

@@ -550,26 +550,31 @@ void *qbc_cache(uint64_t key, size_t bytes, int *fresh) {
     return p;
 }
 
-int qbc_hsv_affine(uint8_t *out, const uint8_t *in, int S, int channel, double mult, double add) {
-    double *pl = qbc_scratch(0, (size_t)6 * S * sizeof(double)); /* one row as r, g, b, h, s, v planes */
+int qbc_hsv_affine(uint8_t *const out[6], const uint8_t *in, int S, int channel, const double mult[6],
+                   const double add[6], unsigned mask) {
+    double *pl = qbc_scratch(0, (size_t)7 * S * sizeof(double)); /* one row as r, g, b, h, s, v, c' planes */
     if (!pl) return QB_EXIT_FAIL;
-    double *r = pl, *g = r + S, *b = g + S, *h = b + S, *s = h + S, *v = s + S;
-    double *c = channel == 1 ? s : v;
+    double *r = pl, *g = r + S, *b = g + S, *h = b + S, *s = h + S, *v = s + S, *c2 = v + S;
+    const double *c = channel == 1 ? s : v;
     double lut[256];
     for (int i = 0; i < 256; i++) lut[i] = i / 255.0;
     for (int y = 0; y < S; y++) {
         const uint8_t *x = in + (size_t)y * S * 3;
-        uint8_t *o = out + (size_t)y * S * 3;
         for (int j = 0; j < S; j++) r[j] = lut[x[3 * j]], g[j] = lut[x[3 * j + 1]], b[j] = lut[x[3 * j + 2]];
         qbc_rgb2hsv_row(h, s, v, r, g, b, S);
+        for (int sev = 1; sev <= 5; sev++) {
+            if (!(mask >> sev & 1)) continue;
+            double m = mult[sev], a = add[sev];
 #pragma omp simd
-        for (int j = 0; j < S; j++) {
-            double t = c[j] * mult + add; /* mult 1 is exact: v + c as the reference */
-            c[j] = t < 0 ? 0 : t > 1 ? 1 : t;
+            for (int j = 0; j < S; j++) {
+                double t = c[j] * m + a; /* mult 1 is exact: v + c as the reference */
+                c2[j] = t < 0 ? 0 : t > 1 ? 1 : t;
+            }
+            qbc_hsv2rgb_row(r, g, b, h, channel == 1 ? c2 : s, channel == 1 ? v : c2, S);
+            uint8_t *o = out[sev] + (size_t)y * S * 3;
+#pragma omp simd
+            for (int j = 0; j < S; j++) o[3 * j] = qbc_out8n(r[j]), o[3 * j + 1] = qbc_out8n(g[j]), o[3 * j + 2] = qbc_out8n(b[j]);
         }
-        qbc_hsv2rgb_row(r, g, b, h, s, v, S);
-#pragma omp simd
-        for (int j = 0; j < S; j++) o[3 * j] = qbc_out8n(r[j]), o[3 * j + 1] = qbc_out8n(g[j]), o[3 * j + 2] = qbc_out8n(b[j]);
     }
     return 0;
 }

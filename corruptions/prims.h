@@ -40,8 +40,11 @@ int qbc_plasma(double *a, int N, double decay, qb_crng *rng); /* 0, or QB_EXIT_F
 void qbc_rgb2hsv_row(double *h, double *s, double *v, const double *r, const double *g, const double *b, int n);
 void qbc_hsv2rgb_row(double *r, double *g, double *b, const double *h, const double *s, const double *v, int n);
 /* skimage rgb2hsv → one HSV channel c (1 = saturation, 2 = value) set to clip(c·mult + add, 0, 1)
- * → hsv2rgb → uint8, row by row (brightness: v + c; saturate: s·mult + add). S×S RGB. */
-int qbc_hsv_affine(uint8_t *out, const uint8_t *in, int S, int channel, double mult, double add);
+ * → hsv2rgb → uint8, row by row (brightness: v + c; saturate: s·mult + add). S×S RGB. For each
+ * severity s in mask (bits 1–5), with mult[s], add[s], into out[s]: the rgb2hsv of a row is
+ * computed once for all of them. */
+int qbc_hsv_affine(uint8_t *const out[6], const uint8_t *in, int S, int channel, const double mult[6],
+                   const double add[6], unsigned mask);
 
 /* P11: OpenCV warpAffine(INTER_LINEAR, BORDER_REFLECT_101) of an S×S×3 f32 image with the
  * forward affine A (2×3) — inverted internally, 1/32-pixel fixed-point mapping. in and out hold

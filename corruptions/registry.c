@@ -4,25 +4,25 @@
 #include <string.h>
 
 const qb_corruption qb_corruptions[QB_N_CORRUPTIONS] = {
-    {"gaussian_noise", "noise", qb_gaussian_noise, 1},
-    {"shot_noise", "noise", qb_shot_noise, 1},
-    {"impulse_noise", "noise", qb_impulse_noise, 1},
-    {"defocus_blur", "blur", qb_defocus_blur, 0},
-    {"glass_blur", "blur", qb_glass_blur, 1},
-    {"motion_blur", "blur", qb_motion_blur, 1},
-    {"zoom_blur", "blur", qb_zoom_blur, 0},
-    {"snow", "weather", qb_snow, 1},
-    {"frost", "weather", qb_frost_corrupt, 1},
-    {"fog", "weather", qb_fog, 1},
-    {"brightness", "weather", qb_brightness, 0},
-    {"contrast", "digital", qb_contrast, 0},
-    {"elastic_transform", "digital", qb_elastic_transform, 1},
-    {"pixelate", "digital", qb_pixelate, 0},
-    {"jpeg_compression", "digital", qb_jpeg_compression, 0},
-    {"speckle_noise", "extra", qb_speckle_noise, 1},
-    {"gaussian_blur", "extra", qb_gaussian_blur, 0},
-    {"spatter", "extra", qb_spatter, 1},
-    {"saturate", "extra", qb_saturate, 0},
+    {"gaussian_noise", "noise", qb_gaussian_noise, 1, NULL},
+    {"shot_noise", "noise", qb_shot_noise, 1, NULL},
+    {"impulse_noise", "noise", qb_impulse_noise, 1, NULL},
+    {"defocus_blur", "blur", qb_defocus_blur, 0, NULL},
+    {"glass_blur", "blur", qb_glass_blur, 1, NULL},
+    {"motion_blur", "blur", qb_motion_blur, 1, NULL},
+    {"zoom_blur", "blur", qb_zoom_blur, 0, qb_zoom_blur_sevs},
+    {"snow", "weather", qb_snow, 1, NULL},
+    {"frost", "weather", qb_frost_corrupt, 1, NULL},
+    {"fog", "weather", qb_fog, 1, NULL},
+    {"brightness", "weather", qb_brightness, 0, qb_brightness_sevs},
+    {"contrast", "digital", qb_contrast, 0, NULL},
+    {"elastic_transform", "digital", qb_elastic_transform, 1, NULL},
+    {"pixelate", "digital", qb_pixelate, 0, NULL},
+    {"jpeg_compression", "digital", qb_jpeg_compression, 0, NULL},
+    {"speckle_noise", "extra", qb_speckle_noise, 1, NULL},
+    {"gaussian_blur", "extra", qb_gaussian_blur, 0, NULL},
+    {"spatter", "extra", qb_spatter, 1, NULL},
+    {"saturate", "extra", qb_saturate, 0, qb_saturate_sevs},
 };
 
 /* §5.2: hendrycks/robustness README at 76d9393, torchvision AlexNet. */
@@ -117,6 +117,19 @@ int qb_corrupt(uint8_t *out, const uint8_t *in, int idx, int sev, qb_crng_kind k
     if (kind == QB_CRNG_NUMPY) qb_crng_numpy(&r, (uint32_t)seed);
     else qb_crng_counter(&r, seed, image_id, qb_corruptions[idx].name, sev);
     return qb_corruptions[idx].fn(out, in, sev, &r, ctx);
+}
+
+int qb_corrupt_sevs(uint8_t *const out[6], const uint8_t *in, int idx, unsigned mask, qb_crng_kind kind,
+                    uint64_t seed, uint64_t image_id, const qb_corrupt_ctx *ctx) {
+    if (idx < 0 || idx >= QB_N_CORRUPTIONS) return qb_error(QB_EXIT_USAGE, "corruption index %d out of range", idx);
+    if (!mask || (mask & ~0x3Eu)) return qb_error(QB_EXIT_USAGE, "severity mask 0x%x: expected bits 1-5", mask);
+    if (qb_corruptions[idx].sevs) return qb_corruptions[idx].sevs(out, in, mask, ctx);
+    for (int s = 1; s <= 5; s++)
+        if (mask >> s & 1) {
+            int rc = qb_corrupt(out[s], in, idx, s, kind, seed, image_id, ctx);
+            if (rc) return rc;
+        }
+    return 0;
 }
 
 int qb_corrupt_prepare(qb_image *dst, const qb_image *src, qb_preset p, const char *label) {

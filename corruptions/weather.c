@@ -205,9 +205,16 @@ int qb_fog(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corr
 
 static const double brightness_c[3][5] = {{0.1, 0.2, 0.3, 0.4, 0.5}, {0.1, 0.2, 0.3, 0.4, 0.5}, {0.05, 0.1, 0.15, 0.2, 0.3}};
 
+int qb_brightness_sevs(uint8_t *const out[6], const uint8_t *in, unsigned mask, const qb_corrupt_ctx *ctx) {
+    double mult[6] = {1, 1, 1, 1, 1, 1}, add[6] = {0};
+    for (int s = 1; s <= 5; s++) add[s] = brightness_c[ctx->preset][s - 1];
+    return qbc_hsv_affine(out, in, ctx->S, 2, mult, add, mask);
+}
 int qb_brightness(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
     (void)rng;
-    return qbc_hsv_affine(out, in, ctx->S, 2, 1.0, brightness_c[ctx->preset][sev - 1]);
+    uint8_t *o[6] = {0};
+    o[sev] = out;
+    return qb_brightness_sevs(o, in, 1u << sev, ctx);
 }
 
 /* ---------------- spatter ---------------- */

@@ -265,6 +265,40 @@ START_TEST(test_bulk_draws) {
 }
 END_TEST
 
+/* qb_corrupt_sevs (several severities in one call; zoom_blur, brightness and saturate share work
+ * across them) equals qb_corrupt severity by severity, for all 19, every severity subset tried
+ * (all five, and 2+4), at 224 and 32 px. */
+START_TEST(test_sevs_equal_single) {
+    static const qb_preset ps[2] = {QB_PRESET_IMAGENET, QB_PRESET_CIFAR};
+    static const unsigned masks[2] = {0x3E, 0x14};
+    for (int pi = 0; pi < 2; pi++) {
+        int S = qb_preset_size(ps[pi]);
+        size_t n = (size_t)S * S * 3;
+        uint8_t *in = malloc(n), *one = malloc(n), *o[6] = {NULL};
+        for (int s = 1; s <= 5; s++) o[s] = malloc(n);
+        uint32_t h = 99;
+        for (size_t k = 0; k < n; k++) h = h * 1664525u + 1013904223u, in[k] = (uint8_t)((k / 3 % S) + (h >> 29));
+        qb_corrupt_ctx ctx = {ps[pi], S, NULL};
+        for (int c = 0; c < QB_N_CORRUPTIONS; c++) {
+            if (!strcmp(qb_corruptions[c].name, "frost")) continue; /* needs the textures */
+            for (int mi = 0; mi < 2; mi++) {
+                ck_assert_int_eq(qb_corrupt_sevs(o, in, c, masks[mi], QB_CRNG_COUNTER, 5, 77, &ctx), 0);
+                for (int s = 1; s <= 5; s++) {
+                    if (!(masks[mi] >> s & 1)) continue;
+                    ck_assert_int_eq(qb_corrupt(one, in, c, s, QB_CRNG_COUNTER, 5, 77, &ctx), 0);
+                    ck_assert_msg(!memcmp(one, o[s], n), "%s sev %d (mask 0x%x, %d px)", qb_corruptions[c].name, s,
+                                  masks[mi], S);
+                }
+            }
+        }
+        ck_assert_int_eq(qb_corrupt_sevs(o, in, 0, 0, QB_CRNG_COUNTER, 5, 77, &ctx), QB_EXIT_USAGE);
+        ck_assert_int_eq(qb_corrupt_sevs(o, in, 0, 0x41, QB_CRNG_COUNTER, 5, 77, &ctx), QB_EXIT_USAGE);
+        for (int s = 1; s <= 5; s++) free(o[s]);
+        free(in), free(one);
+    }
+}
+END_TEST
+
 /* The division-free x/255 the hot loops use equals the division for every byte value. */
 START_TEST(test_div255_exact) {
     for (int x = 0; x < 256; x++) {
@@ -477,6 +511,7 @@ Suite *corruptions_suite(void) {
     tcase_add_test(tu, test_shot_noise_poisson);
     tcase_add_test(tu, test_bulk_draws);
     tcase_add_test(tu, test_div255_exact);
+    tcase_add_test(tu, test_sevs_equal_single);
     tcase_add_test(tu, test_defocus_direct);
     tcase_add_test(tu, test_counter_keyed);
     tcase_add_test(tu, test_selection_and_errors);
