@@ -104,19 +104,40 @@ int qb_shot_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const 
     return 0;
 }
 
-/* scikit-image random_noise(mode='s&p', amount=a): a "flipped" field, then a "salted" field. */
+/* scikit-image random_noise(mode='s&p', amount=a): a "flipped" field, then a "salted" field.
+ * NumPy source: two uniforms per value, all flipped draws then all salted ones. Counter stream:
+ * per chunk of values, flipped = a 32-bit half of a word below round(a·2^32) (two values per
+ * word), salted = one bit of a word (64 values per word) — the same Bernoulli(a) and
+ * Bernoulli(½) fields (a resolved to 2^−32), from a sixteenth of the words. */
 int qb_impulse_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
     double a = impulse_amount[ctx->preset][sev - 1];
     size_t n = (size_t)ctx->S * ctx->S * 3;
-    qbc_below(rng, a, out, n); /* flipped */
-    uint8_t salt[NOISE_CHUNK];
-    for (size_t i0 = 0; i0 < n; i0 += NOISE_CHUNK) { /* salted: the next n draws, < 0.5 */
-        size_t m = n - i0 < NOISE_CHUNK ? n - i0 : NOISE_CHUNK;
-        qbc_below(rng, 0.5, salt, m);
+    if (rng->kind != QB_CRNG_COUNTER) {
+        qbc_below(rng, a, out, n); /* flipped */
+        uint8_t salt[NOISE_CHUNK];
+        for (size_t i0 = 0; i0 < n; i0 += NOISE_CHUNK) { /* salted: the next n draws, < 0.5 */
+            size_t m = n - i0 < NOISE_CHUNK ? n - i0 : NOISE_CHUNK;
+            qbc_below(rng, 0.5, salt, m);
+            for (size_t j = 0; j < m; j++) out[i0 + j] = out[i0 + j] ? (salt[j] ? 255 : 0) : in[i0 + j];
+        }
+        return 0;
+    }
+    double tf = nearbyint(a * 4294967296.0);
+    uint64_t T = tf <= 0 ? 0 : tf >= 4294967296.0 ? 4294967296ull : (uint64_t)tf;
+    uint64_t w[NOISE_CHUNK / 2 + NOISE_CHUNK / 64];
+    uint8_t flip[NOISE_CHUNK];
+    for (size_t i0 = 0; i0 < n; i0 += NOISE_CHUNK) {
+        size_t m = n - i0 < NOISE_CHUNK ? n - i0 : NOISE_CHUNK, nf = (m + 1) / 2, ns = (m + 63) / 64;
+        qbc_words(rng, w, nf + ns);
+#pragma omp simd
+        for (size_t k = 0; k < nf; k++) flip[2 * k] = (w[k] & 0xFFFFFFFFu) < T, flip[2 * k + 1] = (w[k] >> 32) < T;
+        const uint64_t *sw = w + nf;
+        const uint8_t *x = in + i0;
+        uint8_t *o = out + i0;
 #pragma omp simd
         for (size_t j = 0; j < m; j++) { /* flipped ? (salted ? 255 : 0) : in, as masks (vectorises) */
-            uint8_t f = (uint8_t)-out[i0 + j], sv = (uint8_t)-salt[j];
-            out[i0 + j] = (uint8_t)((sv & f) | (in[i0 + j] & (uint8_t)~f));
+            uint8_t f = (uint8_t)-flip[j], sv = (uint8_t)-(uint8_t)(sw[j >> 6] >> (j & 63) & 1);
+            o[j] = (uint8_t)((sv & f) | (x[j] & (uint8_t)~f));
         }
     }
     return 0;
