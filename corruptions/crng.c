@@ -262,27 +262,27 @@ void qbc_randints(qb_crng *r, long lo, long hi, int *out, size_t n) {
         for (size_t i = 0; i < n; i++) out[i] = (int)qb_crng_randint(r, lo, hi);
         return;
     }
-    /* Lemire's multiply-shift on the top 32 bits, rejecting the biased low products */
+    /* Lemire's multiply-shift on 32-bit halves of the words (low half, then high: two draws per
+     * word), rejecting the biased low products: a rejected draw (probability < span/2^32) is
+     * redrawn, in order, from fresh words after the chunk's */
     uint32_t t = (uint32_t)(-(uint32_t)span) % (uint32_t)span;
     uint64_t buf[256];
-    size_t i = 0;
-    while (i < n) {
-        size_t m = n - i < 256 ? n - i : 256;
-        ctr_fill(&r->ctr, buf, m);
-        size_t j = 0;
-        for (; j < m; j++) {
-            uint64_t p = (buf[j] >> 32) * span;
-            if ((uint32_t)p < t) break; /* rare: rewind the stream to just after this draw */
+    for (size_t i = 0; i < n; i += 512) {
+        size_t m = n - i < 512 ? n - i : 512;
+        ctr_fill(&r->ctr, buf, (m + 1) / 2);
+        uint32_t bad = 0;
+#pragma omp simd reduction(| : bad)
+        for (size_t j = 0; j < m; j++) {
+            uint64_t p = (uint64_t)(uint32_t)(buf[j >> 1] >> (32 * (j & 1))) * span;
+            bad |= (uint32_t)p < t;
             out[i + j] = (int)(lo + (long)(p >> 32));
         }
-        if (j < m) {
-            r->ctr.counter -= m - j - 1;
-            uint64_t p = (buf[j] >> 32) * span;
-            while ((uint32_t)p < t) p = (ctr_one(&r->ctr) >> 32) * span;
-            out[i + j] = (int)(lo + (long)(p >> 32));
-            j++;
-        }
-        i += j;
+        if (bad)
+            for (size_t j = 0; j < m; j++) {
+                uint64_t p = (uint64_t)(uint32_t)(buf[j >> 1] >> (32 * (j & 1))) * span;
+                while ((uint32_t)p < t) p = (ctr_one(&r->ctr) >> 32) * span;
+                out[i + j] = (int)(lo + (long)(p >> 32));
+            }
     }
 }
 
