@@ -49,8 +49,7 @@ int qb_elastic_transform(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng,
     /* per-thread scratch (slots 0–3; the Gaussian uses 4, 6 and 7): no page faults per call */
     float *v = qbc_scratch(0, (n * 3 + 4) * sizeof(float)), *w = qbc_scratch(1, (n * 3 + 4) * sizeof(float));
     float *dxf = qbc_scratch(2, n * 2 * sizeof(float)), *dyf = dxf ? dxf + n : NULL;
-    double *U = qbc_scratch(3, 2 * n * sizeof(double));
-    if (!v || !w || !dxf || !U) return QB_EXIT_FAIL;
+    if (!v || !w || !dxf) return QB_EXIT_FAIL;
     int rc = 0;
 #pragma omp simd
     for (size_t i = 0; i < n * 3; i++) v[i] = qbc_div255f((float)in[i]); /* = (float)in[i] / 255.0f */
@@ -65,15 +64,26 @@ int qb_elastic_transform(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng,
     /* displacement fields: uniform(−1, 1), Gaussian-smoothed with reflect, t = 3, times alpha */
     /* wide kernels (r = 512 and 59 at 224 px) as GEMMs in f32: their fields are sums of hundreds
      * of taps, and an error of ~1e−7 relative moves a sample by < 1e−4 px */
+    /* the GEMM path works on floats throughout (the f32 planes it multiplies), drawn straight into
+     * dxf/dyf; the f64 path on doubles. Uniforms drawn and mapped to (−1, 1) a chunk at a time. */
     int wide = floor(3.0 * sigma + 0.5) >= 16;
-    for (int f = 0; f < 2; f++) {
-        qbc_uniforms(rng, U + f * n, n);
-        for (size_t i = 0; i < n; i++) U[f * n + i] = -1.0 + 2.0 * U[f * n + i];
+    double *U = wide ? NULL : qbc_scratch(3, 2 * n * sizeof(double)), ub[256];
+    if (!wide && !U) return QB_EXIT_FAIL;
+    for (size_t i0 = 0; i0 < 2 * n; i0 += 256) {
+        size_t m = 2 * n - i0 < 256 ? 2 * n - i0 : 256;
+        qbc_uniforms(rng, ub, m);
+        if (wide)
+            for (size_t j = 0; j < m; j++) dxf[i0 + j] = (float)(-1.0 + 2.0 * ub[j]);
+        else
+            for (size_t j = 0; j < m; j++) U[i0 + j] = -1.0 + 2.0 * ub[j];
     }
-    if (wide) rc = qbc_gauss_planes_gemm(U, 2, S, sigma, 1, 3.0);
-    else
+    if (wide) {
+        rc = qbc_gauss_planes_gemm(dxf, 2, S, sigma, 1, 3.0);
+        for (size_t i = 0; i < 2 * n; i++) dxf[i] = (float)((double)dxf[i] * alpha);
+    } else {
         for (int f = 0; f < 2 && !rc; f++) rc = qbc_gauss_f64(U + f * n, S, S, 1, sigma, 1, 3.0);
-    for (size_t i = 0; i < 2 * n; i++) dxf[i] = (float)(U[i] * alpha);
+        for (size_t i = 0; i < 2 * n; i++) dxf[i] = (float)(U[i] * alpha);
+    }
     if (rc) return rc;
     /* map_coordinates(order=1, mode='reflect') at (i + dy, j + dx): per row, the corner offsets
      * and fractions first (the reflections branch), then the blend */

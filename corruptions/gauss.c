@@ -223,7 +223,7 @@ GAUSS_FOLDED(float)
 GAUSS_IMPL(double)
 GAUSS_IMPL(float)
 
-int qbc_gauss_planes_gemm(double *a, int np, int n, double sigma, int reflect, double truncate) {
+int qbc_gauss_planes_gemm(float *a, int np, int n, double sigma, int reflect, double truncate) {
     if (sigma <= 1e-15) return 0;
     double *wt;
     int r = gauss_taps(sigma, truncate, &wt);
@@ -235,9 +235,9 @@ int qbc_gauss_planes_gemm(double *a, int np, int n, double sigma, int reflect, d
     const unsigned char *kb = (const unsigned char *)kv;
     for (size_t i = 0; i < sizeof kv; i++) key = (key ^ kb[i]) * 0x100000001b3ull;
     int fresh;
-    float *X = qbc_scratch(6, 2 * nn * sizeof(float)), *E = X ? X + nn : NULL;
+    float *E = qbc_scratch(6, nn * sizeof(float));
     double *Wd = qbc_scratch(7, nn * sizeof(double)); /* before the cache: no failure once it is fresh */
-    float *W = X && Wd ? qbc_cache(key, nn * sizeof(float), &fresh) : NULL;
+    float *W = E && Wd ? qbc_cache(key, nn * sizeof(float), &fresh) : NULL;
     if (!W) { free(wt); return QB_EXIT_FAIL; }
     if (fresh) {
         fold_matrix(Wd, n, wt, r, reflect);
@@ -245,12 +245,10 @@ int qbc_gauss_planes_gemm(double *a, int np, int n, double sigma, int reflect, d
     }
     free(wt);
     for (int p = 0; p < np; p++) {
-        double *A = a + (size_t)p * nn;
-        for (size_t i = 0; i < nn; i++) X[i] = (float)A[i];
+        float *X = a + (size_t)p * nn;
         /* axis 0: E = Wᵀ·X (E[i][j] = Σ_s W[s][i]·X[s][j]); axis 1: X = E·W */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, n, n, 1.0f, W, n, X, n, 0.0f, E, n);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, E, n, W, n, 0.0f, X, n);
-        for (size_t i = 0; i < nn; i++) A[i] = X[i];
     }
     return 0;
 }

@@ -15,7 +15,7 @@ int qbc_gauss_f32(float *a, int h, int w, int c, double sigma, int reflect, doub
  * n samples (an n×n matrix) and applied as two f32 GEMMs: O(n³) whatever the radius, ~1e−7
  * relative error. For elastic's displacement fields, which are scaled to pixels (errors
  * < 1e−4 px), not for images. Scratch slots 6 and 7. */
-int qbc_gauss_planes_gemm(double *a, int np, int n, double sigma, int reflect, double truncate);
+int qbc_gauss_planes_gemm(float *a, int np, int n, double sigma, int reflect, double truncate);
 /* The f64 flavour on u = in/255 (uint8), written as qbc_out8(·) (mode 0) or qbc_trunc8(255·)
  * (mode 1). out != in. */
 int qbc_gauss_u8(uint8_t *out, const uint8_t *in, int h, int w, int c, double sigma, int reflect, double truncate,
