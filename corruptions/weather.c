@@ -239,8 +239,6 @@ int qb_spatter(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_
     if (!Lq || !fa || !L8) return QB_EXIT_FAIL;
     qbc_normals(rng, Lq, n);
     const double c0 = c[0], c1 = c[1], c3 = c[3]; /* locals: Lq's stores cannot alias them */
-    float lut[256]; /* (float)(v / 255.0), the reference's image in f32 */
-    for (int v = 0; v < 256; v++) lut[v] = (float)(v / 255.0);
 #pragma omp simd
     for (size_t i = 0; i < n; i++) Lq[i] = c0 + c1 * Lq[i];
     if ((rc = qbc_gauss_f64(Lq, S, S, 1, c[2], 0, 4.0))) goto done;
@@ -275,26 +273,32 @@ int qb_spatter(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_
             memset(out, 0, 3 * n);
             goto done;
         }
-        for (size_t i = 0; i < n; i++) {
-            float m = fa[i] / mx * inten;
-            const uint8_t *x = in + 3 * i;
-            uint8_t *o = out + 3 * i;
-            o[0] = qbc_out8f(lut[x[0]] + m * col[0]);
-            o[1] = qbc_out8f(lut[x[1]] + m * col[1]);
-            o[2] = qbc_out8f(lut[x[2]] + m * col[2]);
+        /* row by row: m per pixel spread over its three values, then one vector loop per row */
+        float *m3 = fb, *c3 = fb + 3 * S; /* fb (n floats) is free again: 6·S ≤ n */
+        for (int j = 0; j < 3 * S; j++) c3[j] = col[j % 3];
+        for (int y = 0; y < S; y++) {
+            for (int j = 0; j < S; j++) m3[3 * j] = m3[3 * j + 1] = m3[3 * j + 2] = fa[(size_t)y * S + j] / mx * inten;
+            const uint8_t *x = in + (size_t)y * 3 * S;
+            uint8_t *o = out + (size_t)y * 3 * S;
+#pragma omp simd
+            for (int j = 0; j < 3 * S; j++) o[j] = qbc_out8f((float)qbc_div255((double)x[j]) + m3[j] * c3[j]);
         }
     } else { /* mud */
 #pragma omp simd
         for (size_t i = 0; i < n; i++) fa[i] = Lq[i] > c3 ? 1.0f : 0.0f;
         if ((rc = qbc_gauss_f32(fa, S, S, 1, c[4], 0, 4.0))) goto done;
         const float col[3] = {(float)(63 / 255.), (float)(42 / 255.), (float)(20 / 255.)};
-        for (size_t i = 0; i < n; i++) {
-            float m = fa[i] < 0.8f ? 0.0f : fa[i];
-            const uint8_t *x = in + 3 * i;
-            uint8_t *o = out + 3 * i;
-            o[0] = qbc_out8f(lut[x[0]] * (1.0f - m) + col[0] * m);
-            o[1] = qbc_out8f(lut[x[1]] * (1.0f - m) + col[1] * m);
-            o[2] = qbc_out8f(lut[x[2]] * (1.0f - m) + col[2] * m);
+        float *m3 = fb, *c3 = fb + 3 * S; /* as water's: row by row, vectorised */
+        for (int j = 0; j < 3 * S; j++) c3[j] = col[j % 3];
+        for (int y = 0; y < S; y++) {
+            for (int j = 0; j < S; j++) {
+                float f = fa[(size_t)y * S + j];
+                m3[3 * j] = m3[3 * j + 1] = m3[3 * j + 2] = f < 0.8f ? 0.0f : f;
+            }
+            const uint8_t *x = in + (size_t)y * 3 * S;
+            uint8_t *o = out + (size_t)y * 3 * S;
+#pragma omp simd
+            for (int j = 0; j < 3 * S; j++) o[j] = qbc_out8f((float)qbc_div255((double)x[j]) * (1.0f - m3[j]) + c3[j] * m3[j]);
         }
     }
 done:
