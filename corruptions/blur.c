@@ -334,9 +334,8 @@ int qb_zoom_blur_sevs(uint8_t *const out[6], const uint8_t *in, unsigned mask, c
     float *v = qbc_scratch(3, (n + 1) * sizeof(float));
     float *acc = qbc_scratch(4, (size_t)S3 * 7 * sizeof(float)), *tmp = acc ? acc + (size_t)S3 * 6 : NULL;
     if (!Z || !hbuf || !v || !acc) return QB_EXIT_FAIL;
-    float lut[256];
-    for (int i = 0; i < 256; i++) lut[i] = (float)(i / 255.0);
-    for (size_t i = 0; i < n; i++) v[i] = lut[in[i]];
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) v[i] = (float)qbc_div255((double)in[i]); /* (float)(in / 255.0) */
     v[n] = 0;
     for (int d = 0; d < nd; d++) {
         zoom_plan *P = &Z[d];

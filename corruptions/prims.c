@@ -87,7 +87,8 @@ int qbc_motion_blur_u8(uint8_t *out, const uint8_t *in, int h, int w, int c, dou
         for (int x = 0; x < R; x++)
             for (int ch = 0; ch < c; ch++) e[(size_t)x * c + ch] = q257[row[ch]], e[(size_t)(R + w + x) * c + ch] = q257[row[(size_t)(w - 1) * c + ch]];
         double *ei = e + (size_t)R * c;
-        for (size_t j = 0; j < rowlen; j++) ei[j] = q257[row[j]];
+#pragma omp simd
+        for (size_t j = 0; j < rowlen; j++) ei[j] = (double)(257 * (int32_t)row[j]); /* = q257[row[j]] */
     }
     for (int y = 0; y < h; y++) {
         for (int i = 0; i < W; i++) tap[i] = E + (size_t)qbc_clampi(y + dy[i], 0, h - 1) * prow + (ptrdiff_t)(R + dx[i]) * c;
@@ -556,11 +557,11 @@ int qbc_hsv_affine(uint8_t *const out[6], const uint8_t *in, int S, int channel,
     if (!pl) return QB_EXIT_FAIL;
     double *r = pl, *g = r + S, *b = g + S, *h = b + S, *s = h + S, *v = s + S, *c2 = v + S;
     const double *c = channel == 1 ? s : v;
-    double lut[256];
-    for (int i = 0; i < 256; i++) lut[i] = i / 255.0;
     for (int y = 0; y < S; y++) {
         const uint8_t *x = in + (size_t)y * S * 3;
-        for (int j = 0; j < S; j++) r[j] = lut[x[3 * j]], g[j] = lut[x[3 * j + 1]], b[j] = lut[x[3 * j + 2]];
+#pragma omp simd
+        for (int j = 0; j < S; j++) /* = lut[x[·]] */
+            r[j] = qbc_div255((double)x[3 * j]), g[j] = qbc_div255((double)x[3 * j + 1]), b[j] = qbc_div255((double)x[3 * j + 2]);
         qbc_rgb2hsv_row(h, s, v, r, g, b, S);
         for (int sev = 1; sev <= 5; sev++) {
             if (!(mask >> sev & 1)) continue;

@@ -5,6 +5,9 @@
 #include "corruptions.h"
 #include <math.h>
 #include <string.h>
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
 
 /* P1: scipy.ndimage.gaussian_filter over axes 0 and 1 of an (h, w, c) interleaved array,
  * channels independent. reflect = 0: mode 'nearest'; 1: SciPy 'reflect'. f64 and f32 flavours
@@ -129,8 +132,13 @@ static inline uint8_t qbc_out8f(float v) {
 typedef double qbc_v4d __attribute__((vector_size(32)));
 typedef float qbc_v4f __attribute__((vector_size(16)));
 static inline qbc_v4f qbc_ld4f(const float *p) { qbc_v4f v; memcpy(&v, p, sizeof v); return v; }
-/* four floats widened to four doubles (exact) */
+/* four floats widened to four doubles (exact); with AVX one vcvtps2pd (GCC's generic conversion
+ * splits it into halves and shuffles) */
+#ifdef __AVX__
+static inline qbc_v4d qbc_ld4f_d(const float *p) { return (qbc_v4d)_mm256_cvtps_pd(_mm_loadu_ps(p)); }
+#else
 static inline qbc_v4d qbc_ld4f_d(const float *p) { return __builtin_convertvector(qbc_ld4f(p), qbc_v4d); }
+#endif
 /* qbc_out8f of lanes 0–2 of t, each rounded to float first, into o[0..2], with vector selects;
  * o[3] is written too (garbage): the caller writes it afterwards or owns it */
 static inline void qbc_out8f_3w(uint8_t *o, qbc_v4d t) {
