@@ -299,7 +299,7 @@ void qbc_randints(qb_crng *r, long lo, long hi, int *out, size_t n) {
 #define ZIG_R 3.6541528853610088
 #define ZIG_V 4.92867323399e-3
 static uint64_t zig_k[ZIG_N];
-static double zig_w[ZIG_N], zig_f[ZIG_N];
+static double zig_w[ZIG_N], zig_f[ZIG_N], zig_ws[2 * ZIG_N]; /* zig_ws: zig_w, then −zig_w (bit 8: the sign) */
 static pthread_once_t zig_once = PTHREAD_ONCE_INIT;
 
 static void zig_init(void) {
@@ -316,6 +316,7 @@ static void zig_init(void) {
         zig_f[i] = exp(-0.5 * dn * dn);
         zig_w[i] = dn / m;
     }
+    for (int i = 0; i < ZIG_N; i++) zig_ws[i] = zig_w[i], zig_ws[ZIG_N + i] = -zig_w[i];
 }
 
 static inline double ctr_unif(qb_rng *g) { return (double)(ctr_one(g) >> 11) * (1.0 / 9007199254740992.0); }
@@ -356,14 +357,14 @@ void qbc_normals(qb_crng *r, double *out, size_t n) {
         while (j < m) {
             for (; j < m; j++, i++) {
                 uint64_t u = buf[j];
-                int k = (int)(u & 0xFF);
                 uint64_t a = (u >> 12) & 0xFFFFFFFFFFFFFull;
-                if (a >= zig_k[k]) break;
-                double x = (double)a * zig_w[k];
-                uint64_t bits;
-                memcpy(&bits, &x, 8);
-                bits ^= (u & 0x100) << 55; /* bit 8 → the sign bit, without a branch */
-                memcpy(&out[i], &bits, 8);
+                if (a >= zig_k[u & 0xFF]) break;
+                /* a < 2^52 to a double through the exponent trick; the signed width (bit 8 the
+                 * sign): ±(a·w), the same value as sign · (a · w) */
+                uint64_t b = a | 0x4330000000000000ull;
+                double x;
+                memcpy(&x, &b, 8);
+                out[i] = (x - 4503599627370496.0) * zig_ws[u & 0x1FF];
             }
             if (j == m) break;
             /* word j rejected: finish that draw from the stream just after it; the words it
