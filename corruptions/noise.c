@@ -1,6 +1,7 @@
 /* noise.c — gaussian_noise, shot_noise, impulse_noise, speckle_noise (corruptions.md 4.1–4.3, 4.16). */
 #include "prims.h"
 #include <math.h>
+#include <string.h>
 
 static const double gaussian_sigma[3][5] = {
     {0.08, 0.12, 0.18, 0.26, 0.38}, {0.04, 0.08, 0.12, 0.15, 0.18}, {0.04, 0.06, 0.08, 0.09, 0.10}};
@@ -84,12 +85,19 @@ int qb_shot_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const 
         return 0;
     }
     int maxlen = (int)(c + 12 * sqrt(c) + 40);
-    shot_cell *tab = qbc_scratch(1, (size_t)256 * SHOT_MAX_COLS * sizeof(shot_cell));
+    /* the tables depend on c only: kept per thread between calls (and images), built on first use */
+    size_t tbytes = (size_t)256 * SHOT_MAX_COLS * sizeof(shot_cell);
+    uint64_t key = 0x5107u;
+    memcpy(&key, &c, sizeof key), key ^= 0x9E3779B97F4A7C15ull; /* c's bits, tagged */
     uint64_t *w = qbc_scratch(0, 256 * sizeof(uint64_t));
     uint8_t *o8 = qbc_scratch(3, (size_t)maxlen);
-    if (!tab || !w || !o8) return QB_EXIT_FAIL;
+    int fresh;
+    uint8_t *blob = w && o8 ? qbc_cache(key, tbytes + 256, &fresh) : NULL;
+    if (!blob) return QB_EXIT_FAIL;
+    shot_cell *tab = (shot_cell *)blob;
+    uint8_t *shift = blob + tbytes; /* 64 − bits of value v's table; 0: not built yet */
+    if (fresh) memset(shift, 0, 256);
     for (int k = 0; k < maxlen; k++) o8[k] = qbc_out8((double)k / c); /* the output of count k */
-    uint8_t shift[256] = {0}; /* 64 − bits of value v's table; 0: not built yet */
     for (size_t i0 = 0; i0 < n; i0 += 256) {
         size_t m = n - i0 < 256 ? n - i0 : 256;
         qbc_words(rng, w, m);

@@ -491,7 +491,7 @@ void qbc_filter2d_u8_3x3(uint8_t *out, const uint8_t *in, int h, int w, const in
 /* ---------------- per-thread scratch ---------------- */
 
 /* QBC_CACHE_SLOTS more buffers that keep their contents for a key (replaced round-robin) */
-#define QBC_CACHE_SLOTS 4
+#define QBC_CACHE_SLOTS 8
 typedef struct {
     void *p[QBC_SCRATCH_SLOTS + QBC_CACHE_SLOTS];
     size_t cap[QBC_SCRATCH_SLOTS + QBC_CACHE_SLOTS];
