@@ -277,11 +277,19 @@ void qbc_randints(qb_crng *r, long lo, long hi, int *out, size_t n) {
         size_t m = n - i < 512 ? n - i : 512;
         ctr_fill(&r->ctr, buf, (m + 1) / 2);
         uint32_t bad = 0;
+        size_t nw = m / 2;
+        int *o = out + i;
+        uint32_t l32 = (uint32_t)lo; /* lo + q in 32-bit unsigned arithmetic (wraps; the sum lies in [lo, hi)) */
 #pragma omp simd reduction(| : bad)
-        for (size_t j = 0; j < m; j++) {
-            uint64_t p = (uint64_t)(uint32_t)(buf[j >> 1] >> (32 * (j & 1))) * span;
+        for (size_t k = 0; k < nw; k++) { /* 32×32 → 64-bit products: one vpmuludq per half */
+            uint64_t p0 = (buf[k] & 0xFFFFFFFFu) * span, p1 = (buf[k] >> 32) * span;
+            bad |= ((uint32_t)p0 < t) | ((uint32_t)p1 < t);
+            o[2 * k] = (int)(l32 + (uint32_t)(p0 >> 32)), o[2 * k + 1] = (int)(l32 + (uint32_t)(p1 >> 32));
+        }
+        if (m & 1) {
+            uint64_t p = (buf[nw] & 0xFFFFFFFFu) * span;
             bad |= (uint32_t)p < t;
-            out[i + j] = (int)(lo + (long)(p >> 32));
+            o[m - 1] = (int)(l32 + (uint32_t)(p >> 32));
         }
         if (bad)
             for (size_t j = 0; j < m; j++) {

@@ -299,6 +299,34 @@ START_TEST(test_sevs_equal_single) {
 }
 END_TEST
 
+/* qbc_randints on the counter stream (two draws per word): every value in [lo, hi), each of a small
+ * span's values about equally often, odd counts, and a span near 2^32 (wrapping arithmetic). */
+START_TEST(test_randints_range) {
+    enum { N = 6001 };
+    static int v[N];
+    static const long los[3] = {-2, -3, -2147483648L}, his[3] = {2, 3, 2147483647L};
+    for (int t = 0; t < 3; t++) {
+        qb_crng r;
+        qb_crng_counter(&r, 3, 4, "glass_blur", 5);
+        qbc_randints(&r, los[t], his[t], v, N);
+        long cnt[6] = {0};
+        for (int i = 0; i < N; i++) {
+            ck_assert_msg(v[i] >= los[t] && v[i] < his[t], "span %d: %d outside [%ld, %ld)", t, v[i], los[t], his[t]);
+            if (t < 2) cnt[v[i] - los[t]]++;
+        }
+        for (long k = 0; t < 2 && k < his[t] - los[t]; k++) {
+            double e = (double)N / (double)(his[t] - los[t]);
+            ck_assert_msg(fabs(cnt[k] - e) < 5 * sqrt(e), "span %d: value %ld seen %ld times, expected %.0f", t, k + los[t], cnt[k], e);
+        }
+        if (t == 2) { /* both signs drawn */
+            int neg = 0, pos = 0;
+            for (int i = 0; i < N; i++) neg += v[i] < 0, pos += v[i] > 0;
+            ck_assert(neg > N / 3 && pos > N / 3);
+        }
+    }
+}
+END_TEST
+
 /* The division-free x/255 the hot loops use equals the division for every byte value. */
 START_TEST(test_div255_exact) {
     for (int x = 0; x < 256; x++) {
@@ -511,6 +539,7 @@ Suite *corruptions_suite(void) {
     tcase_add_test(tu, test_shot_noise_poisson);
     tcase_add_test(tu, test_bulk_draws);
     tcase_add_test(tu, test_div255_exact);
+    tcase_add_test(tu, test_randints_range);
     tcase_add_test(tu, test_sevs_equal_single);
     tcase_add_test(tu, test_defocus_direct);
     tcase_add_test(tu, test_counter_keyed);
