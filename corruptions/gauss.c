@@ -291,13 +291,7 @@ int qbc_gauss_u8(uint8_t *out, const uint8_t *in, int h, int w, int c, double si
         if (r > 0) gauss_row(res, D, i, h, w, c, wt, r, reflect, 0, ext, acc, lo, hi), v = res;
         uint8_t *o = out + i * rowlen;
         /* smoothed values lie in [0, 1 + ε] and are never NaN: qbc_trunc8 is the int32 cast there */
-        if (mode) {
-#pragma omp simd
-            for (size_t j = 0; j < rowlen; j++) o[j] = (uint8_t)(int32_t)(v[j] * 255.0);
-        } else {
-#pragma omp simd
-            for (size_t j = 0; j < rowlen; j++) o[j] = qbc_out8n(v[j]);
-        }
+        qbc_out8n_row(o, v, rowlen, mode);
     }
     free(wt);
     return 0;
