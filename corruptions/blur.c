@@ -161,11 +161,12 @@ static int defocus_composed(uint8_t *out, const uint8_t *in, int S, const float 
         /* G: columns, then rows, f64 (scale folded into the row taps' result) */
         for (int y = 0; y < S; y++) {
             const int32_t *q0 = Q + (size_t)y * Qn;
+            for (int x = 0; x < Qn; x++) T[x] = 0; /* 0 + g_0·Q[y] + g_1·Q[y+1] + … in that order, */
+            for (int i = 0; i < ks; i++) {         /* tap by tap so the loop over x vectorises */
+                const int32_t *qi = q0 + (size_t)i * Qn;
+                double gi = g[i];
 #pragma omp simd
-            for (int x = 0; x < Qn; x++) {
-                double t = 0;
-                for (int i = 0; i < ks; i++) t += g[i] * (double)q0[(size_t)i * Qn + x];
-                T[x] = t;
+                for (int x = 0; x < Qn; x++) T[x] += gi * (double)qi[x];
             }
             double *U = T + Qn + 4; /* 0 + g_0·T[x] + g_1·T[x+1] + … in that order */
             for (int x = 0; x < S; x++) U[x] = 0;
