@@ -263,23 +263,26 @@ void qbc_warp_affine_f32(float *out, const float *in, int S, const double A[6]) 
             float fx = (float)(X & 31) / 32.0f, fy = (float)(Y & 31) / 32.0f;
             w00[x] = (1.0f - fy) * (1.0f - fx), w01[x] = (1.0f - fy) * fx, w10[x] = fy * (1.0f - fx), w11[x] = fy * fx;
         }
-        /* the source corner is monotonic along the row (ax, ay are): when both ends have their
-         * 2×2 neighbourhood inside the image, every pixel has, and no reflection is needed */
-        int xe = (X0 + ax[S - 1]) >> 10, ye = (Y0 + ay[S - 1]) >> 10, xs = (X0 + ax[0]) >> 10, ys = (Y0 + ay[0]) >> 10;
-        if ((unsigned)xs < (unsigned)(S - 1) && (unsigned)xe < (unsigned)(S - 1) && (unsigned)ys < (unsigned)(S - 1) &&
-            (unsigned)ye < (unsigned)(S - 1)) {
+        /* the source corner is monotonic along the row (ax, ay are), so the pixels whose 2×2
+         * neighbourhood lies inside the image form one run [x0, x1): no reflection there */
+#define WARP_IN(x) ((unsigned)((X0 + ax[x]) >> 10) < (unsigned)(S - 1) && (unsigned)((Y0 + ay[x]) >> 10) < (unsigned)(S - 1))
+        int x0 = 0, x1 = S;
+        while (x0 < S && !WARP_IN(x0)) x0++;
+        while (x1 > x0 && !WARP_IN(x1 - 1)) x1--;
+#undef WARP_IN
 #pragma omp simd
-            for (int x = 0; x < S; x++) {
-                int xi = (X0 + ax[x]) >> 10, yi = (Y0 + ay[x]) >> 10, b = (yi * S + xi) * 3;
-                oa[x] = b, ob[x] = b + 3, oc[x] = b + 3 * S, od[x] = b + 3 * S + 3;
-            }
-        } else
-            for (int x = 0; x < S; x++) {
-                int xi = (X0 + ax[x]) >> 10, yi = (Y0 + ay[x]) >> 10;
-                int xa = qbc_reflect101(xi, S), xb = qbc_reflect101(xi + 1, S);
-                int ya = qbc_reflect101(yi, S), yb = qbc_reflect101(yi + 1, S);
-                oa[x] = (ya * S + xa) * 3, ob[x] = (ya * S + xb) * 3, oc[x] = (yb * S + xa) * 3, od[x] = (yb * S + xb) * 3;
-            }
+        for (int x = x0; x < x1; x++) {
+            int xi = (X0 + ax[x]) >> 10, yi = (Y0 + ay[x]) >> 10, b = (yi * S + xi) * 3;
+            oa[x] = b, ob[x] = b + 3, oc[x] = b + 3 * S, od[x] = b + 3 * S + 3;
+        }
+        for (int x = 0; x < S; x++) {
+            if (x == x0) x = x1; /* skip the run */
+            if (x >= S) break;
+            int xi = (X0 + ax[x]) >> 10, yi = (Y0 + ay[x]) >> 10;
+            int xa = qbc_reflect101(xi, S), xb = qbc_reflect101(xi + 1, S);
+            int ya = qbc_reflect101(yi, S), yb = qbc_reflect101(yi + 1, S);
+            oa[x] = (ya * S + xa) * 3, ob[x] = (ya * S + xb) * 3, oc[x] = (yb * S + xa) * 3, od[x] = (yb * S + xb) * 3;
+        }
         /* one pixel's three channels (and a fourth, overwritten by the next pixel) per vector:
          * the scalar expression lane by lane; in and out carry one float of padding */
         float *o = out + (size_t)y * S * 3;
