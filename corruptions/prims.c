@@ -143,6 +143,56 @@ int qbc_motion_blur_u8(uint8_t *out, const uint8_t *in, int h, int w, int c, dou
 
 /* ---------------- P7: plasma fractal ---------------- */
 
+/* One level of the plasma fractal (cell size s): its three passes, each over rows a and columns
+ * b of the n×n grid with wrap-around neighbours. The wrapping column is peeled off so the rest of
+ * each row is a plain strided loop; inlined with s = 2 (most of the cells) it vectorises. Every
+ * value is the same expression on the same operands as the reference's loop. */
+static inline __attribute__((always_inline)) void plasma_level(double *A, int N, int s, double wib, qb_crng *rng,
+                                                               double *U) {
+    int h = s / 2, n = N / s;
+#define ROW_C(a) (A + (size_t)(a) * s * N)           /* C(a, b) = ROW_C(a)[b·s]: corners */
+#define ROW_D(a) (A + (size_t)((a) * s + h) * N + h) /* D(a, b) = ROW_D(a)[b·s]: centres */
+#define WIB(acc, u) ((acc) / 4 + wib * (-wib + 2 * wib * (u)))
+    /* centres: (C(a,b) + C(a1,b)) + (C(a,b1) + C(a1,b1)) */
+    qbc_uniforms_exact(rng, U, (size_t)n * n);
+    for (int a = 0; a < n; a++) {
+        int a1 = a + 1 == n ? 0 : a + 1;
+        const double *c0 = ROW_C(a), *c1 = ROW_C(a1), *u = U + (size_t)a * n;
+        double *o = ROW_D(a);
+#pragma omp simd
+        for (int b = 0; b < n - 1; b++)
+            o[(size_t)b * s] = WIB((c0[(size_t)b * s] + c1[(size_t)b * s]) + (c0[(size_t)(b + 1) * s] + c1[(size_t)(b + 1) * s]), u[b]);
+        int b = n - 1;
+        o[(size_t)b * s] = WIB((c0[(size_t)b * s] + c1[(size_t)b * s]) + (c0[0] + c1[0]), u[b]);
+    }
+    /* top edges, at (a·s, b·s + h): (D(a,b) + D(am,b)) + (C(a,b) + C(a,b1)) */
+    qbc_uniforms_exact(rng, U, (size_t)n * n);
+    for (int a = 0; a < n; a++) {
+        int am = a == 0 ? n - 1 : a - 1;
+        const double *d0 = ROW_D(a), *dm = ROW_D(am), *c0 = ROW_C(a), *u = U + (size_t)a * n;
+        double *o = ROW_C(a) + h;
+#pragma omp simd
+        for (int b = 0; b < n - 1; b++)
+            o[(size_t)b * s] = WIB((d0[(size_t)b * s] + dm[(size_t)b * s]) + (c0[(size_t)b * s] + c0[(size_t)(b + 1) * s]), u[b]);
+        int b = n - 1;
+        o[(size_t)b * s] = WIB((d0[(size_t)b * s] + dm[(size_t)b * s]) + (c0[(size_t)b * s] + c0[0]), u[b]);
+    }
+    /* left edges, at (a·s + h, b·s): (D(a,b) + D(a,bm)) + (C(a,b) + C(a1,b)) */
+    qbc_uniforms_exact(rng, U, (size_t)n * n);
+    for (int a = 0; a < n; a++) {
+        int a1 = a + 1 == n ? 0 : a + 1;
+        const double *d0 = ROW_D(a), *c0 = ROW_C(a), *c1 = ROW_C(a1), *u = U + (size_t)a * n;
+        double *o = ROW_D(a) - h;
+        o[0] = WIB((d0[0] + d0[(size_t)(n - 1) * s]) + (c0[0] + c1[0]), u[0]);
+#pragma omp simd
+        for (int b = 1; b < n; b++)
+            o[(size_t)b * s] = WIB((d0[(size_t)b * s] + d0[(size_t)(b - 1) * s]) + (c0[(size_t)b * s] + c1[(size_t)b * s]), u[b]);
+    }
+#undef ROW_C
+#undef ROW_D
+#undef WIB
+}
+
 /* Neighbours wrap at the n×n grid edge (compare-and-select, not modulo). */
 int qbc_plasma(double *A, int N, double decay, qb_crng *rng) {
     /* each loop's n² draws taken in bulk first (qb_crng_uniform's values, in loop order);
@@ -152,42 +202,8 @@ int qbc_plasma(double *A, int N, double decay, qb_crng *rng) {
     A[0] = 0;
     double wib = 100;
     for (int s = N; s >= 2; s /= 2) {
-        int h = s / 2, n = N / s;
-        const double *u = U;
-#define C_(a, b) A[(size_t)(a) * s * N + (size_t)(b) * s]
-#define D_(a, b) A[(size_t)((a) * s + h) * N + (size_t)(b) * s + h]
-        qbc_uniforms_exact(rng, U, (size_t)n * n), u = U;
-        for (int a = 0; a < n; a++) {
-            int a1 = a + 1 == n ? 0 : a + 1;
-            for (int b = 0; b < n; b++) {
-                int b1 = b + 1 == n ? 0 : b + 1;
-                double acc = (C_(a, b) + C_(a1, b)) + (C_(a, b1) + C_(a1, b1));
-                double w = -wib + 2 * wib * *u++;
-                A[(size_t)(a * s + h) * N + b * s + h] = acc / 4 + wib * w;
-            }
-        }
-        qbc_uniforms_exact(rng, U, (size_t)n * n), u = U;
-        for (int a = 0; a < n; a++) {
-            int am = a == 0 ? n - 1 : a - 1;
-            for (int b = 0; b < n; b++) {
-                int b1 = b + 1 == n ? 0 : b + 1;
-                double acc = (D_(a, b) + D_(am, b)) + (C_(a, b) + C_(a, b1));
-                double w = -wib + 2 * wib * *u++;
-                A[(size_t)(a * s) * N + b * s + h] = acc / 4 + wib * w;
-            }
-        }
-        qbc_uniforms_exact(rng, U, (size_t)n * n), u = U;
-        for (int a = 0; a < n; a++) {
-            int a1 = a + 1 == n ? 0 : a + 1;
-            for (int b = 0; b < n; b++) {
-                int bm = b == 0 ? n - 1 : b - 1;
-                double acc = (D_(a, b) + D_(a, bm)) + (C_(a, b) + C_(a1, b));
-                double w = -wib + 2 * wib * *u++;
-                A[(size_t)(a * s + h) * N + b * s] = acc / 4 + wib * w;
-            }
-        }
-#undef C_
-#undef D_
+        if (s == 2) plasma_level(A, N, 2, wib, rng, U); /* a constant stride: vectorised */
+        else plasma_level(A, N, s, wib, rng, U);
         wib /= decay;
     }
     size_t NN = (size_t)N * N;
