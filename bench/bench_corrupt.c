@@ -29,7 +29,8 @@ int main(int argc, char **argv) {
     static const char *names[N_IMG] = {"n01440764", "n02007558", "n02112137", "n02526121"};
     const int S = 224;
     uint8_t *img[N_IMG], *outs[6] = {NULL};
-    for (int s = 1; s <= 5; s++) outs[s] = malloc((size_t)S * S * 3);
+    for (int s = 1; s <= 5; s++)
+        if (!(outs[s] = malloc((size_t)S * S * 3))) { fprintf(stderr, "bench_corrupt: out of memory\n"); return 1; }
     int synthetic = 0;
     for (int i = 0; i < N_IMG; i++) {
         char p[1200];
@@ -38,7 +39,7 @@ int main(int argc, char **argv) {
         if (qb_image_load(&im, p) == 0 && im.w == S && im.h == S) img[i] = im.rgb;
         else {
             synthetic = 1;
-            img[i] = malloc((size_t)S * S * 3);
+            if (!(img[i] = malloc((size_t)S * S * 3))) { fprintf(stderr, "bench_corrupt: out of memory\n"); return 1; }
             for (int k = 0; k < S * S * 3; k++) img[i][k] = (uint8_t)((k * 37 + i * 11 + (k / (S * 3)) * 5) & 255);
         }
     }

@@ -305,10 +305,11 @@ int cmd_corrupt(int argc, char **argv) {
         qb_corrupt_ctx ctx = {preset, S, &frost};
         qb_progress pb;
         double t0 = qb_now();
-        for (int i = batch; i < 6 * batch && !from; i++) {
-            cor[i].w = cor[i].h = S;
-            if (!(cor[i].rgb = qb_malloc((size_t)S * S * 3))) rc = QB_EXIT_FAIL;
-        }
+        for (int i = batch; i < 6 * batch && !from && !rc; i++) /* the selected severities only */
+            if (sev[i / batch]) {
+                cor[i].w = cor[i].h = S;
+                if (!(cor[i].rgb = qb_malloc((size_t)S * S * 3))) rc = QB_EXIT_FAIL;
+            }
         if (have_ds && !from) {
             qb_progress_start(&pb, save && !n_models ? "corrupt" : "eval", (long)ds.n * nsel);
             for (int start = 0; start < ds.n && !rc; start += (int)batch) {

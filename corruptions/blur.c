@@ -175,9 +175,11 @@ static int defocus_composed(uint8_t *out, const uint8_t *in, int S, const float 
                 for (int x = 0; x < S; x++) U[x] += g[j] * T[x + j];
             uint8_t *o = out + (size_t)y * S * 3 + k;
             if (nc) {
-                /* the correction taps in f32, 32 outputs at a time with their sums in registers:
-                 * the correction is ~1 % of the value, so its f32 error (< 1e−9) stays far below the
-                 * distance of any value the reference puts near a truncation boundary (≥ 1e−8) */
+                /* the correction taps in f32, 32 outputs at a time with their sums in registers.
+                 * The correction is ~1 % of the value, so its f32 error is ~1e−9: flat regions,
+                 * which the reference puts ≥ 1e−8 off a truncation boundary, keep their side; other
+                 * values land within 1e−9 of a boundary rarely — 8 of 69.2 M values (92 ImageNet
+                 * images, severities 1–5) differ by one from the f64 sum. Twice as fast as f64. */
                 const float *base = Pd + (size_t)y * W;
                 float *C = (float *)(U + S);
                 int x = 0;

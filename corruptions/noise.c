@@ -87,7 +87,7 @@ int qb_shot_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const 
     int maxlen = (int)(c + 12 * sqrt(c) + 40);
     /* the tables depend on c only: kept per thread between calls (and images), built on first use */
     size_t tbytes = (size_t)256 * SHOT_MAX_COLS * sizeof(shot_cell);
-    uint64_t key = 0x5107u;
+    uint64_t key;
     memcpy(&key, &c, sizeof key), key ^= 0x9E3779B97F4A7C15ull; /* c's bits, tagged */
     uint64_t *w = qbc_scratch(0, 256 * sizeof(uint64_t));
     uint8_t *o8 = qbc_scratch(3, (size_t)maxlen);

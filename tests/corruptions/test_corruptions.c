@@ -277,7 +277,11 @@ START_TEST(test_sevs_equal_single) {
         uint8_t *in = malloc(n), *one = malloc(n), *o[6] = {NULL};
         for (int s = 1; s <= 5; s++) o[s] = malloc(n);
         uint32_t h = 99;
-        for (size_t k = 0; k < n; k++) h = h * 1664525u + 1013904223u, in[k] = (uint8_t)((k / 3 % S) + (h >> 29));
+        for (size_t k = 0; k < n; k++) { /* a ramp over the full range, with noise */
+            h = h * 1664525u + 1013904223u;
+            int g = (int)(k / 3 % S) * 255 / (S - 1) + (int)(h >> 28) - 8;
+            in[k] = (uint8_t)(g < 0 ? 0 : g > 255 ? 255 : g);
+        }
         qb_corrupt_ctx ctx = {ps[pi], S, NULL};
         for (int c = 0; c < QB_N_CORRUPTIONS; c++) {
             if (!strcmp(qb_corruptions[c].name, "frost")) continue; /* needs the textures */
@@ -304,8 +308,9 @@ END_TEST
 START_TEST(test_randints_range) {
     enum { N = 6001 };
     static int v[N];
-    static const long los[3] = {-2, -3, -2147483648L}, his[3] = {2, 3, 2147483647L};
-    for (int t = 0; t < 3; t++) {
+    /* the fourth span, 3·2^30, rejects a quarter of the 32-bit draws: the redraw path */
+    static const long los[4] = {-2, -3, -2147483648L, -1610612736L}, his[4] = {2, 3, 2147483647L, 1610612736L};
+    for (int t = 0; t < 4; t++) {
         qb_crng r;
         qb_crng_counter(&r, 3, 4, "glass_blur", 5);
         qbc_randints(&r, los[t], his[t], v, N);
@@ -318,10 +323,17 @@ START_TEST(test_randints_range) {
             double e = (double)N / (double)(his[t] - los[t]);
             ck_assert_msg(fabs(cnt[k] - e) < 5 * sqrt(e), "span %d: value %ld seen %ld times, expected %.0f", t, k + los[t], cnt[k], e);
         }
-        if (t == 2) { /* both signs drawn */
-            int neg = 0, pos = 0;
-            for (int i = 0; i < N; i++) neg += v[i] < 0, pos += v[i] > 0;
-            ck_assert(neg > N / 3 && pos > N / 3);
+        if (t >= 2) { /* quarters of the range about equally often (a biased redraw would skew them) */
+            long q[4] = {0};
+            double span = (double)his[t] - (double)los[t];
+            for (int i = 0; i < N; i++) q[(int)(((double)v[i] - (double)los[t]) / span * 4)]++;
+            for (int k = 0; k < 4; k++)
+                ck_assert_msg(fabs(q[k] - N / 4.0) < 5 * sqrt(N / 4.0), "span %d: quarter %d has %ld of %d", t, k, q[k], N);
+            /* the same call on the same stream gives the same draws */
+            static int w[N];
+            qb_crng_counter(&r, 3, 4, "glass_blur", 5);
+            qbc_randints(&r, los[t], his[t], w, N);
+            ck_assert(!memcmp(v, w, sizeof v));
         }
     }
 }
