@@ -200,6 +200,12 @@ static void add_inplace(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
+/* Whether the last block computes the class token's row only after attention: when the head
+ * reads that row alone ('token' pooling) and no weight gradient needs the other rows. */
+static int last_block_cls_only(const vit_config *c, vit_mode mode) {
+    return mode != VIT_MODE_FULL && c->class_token && c->pool == VIT_POOL_TOKEN;
+}
+
 int vit_forward(vit_model *m, const float *x, int B, vit_mode mode, float *logits_out) {
     if (B <= 0) return qb_error(QB_EXIT_FAIL, "vit_forward: batch size must be > 0 (got %d)", B);
     if (!x) return qb_error(QB_EXIT_FAIL, "vit_forward: no input");
@@ -232,6 +238,7 @@ int vit_forward(vit_model *m, const float *x, int B, vit_mode mode, float *logit
 
     attention_dims ad = {B, N, D, H, hd, c->attn, c->attn_scale,
                          c->attn == VIT_ATTN_QUEST ? c->quest_eps : c->norm_eps};
+    const int cls_only = last_block_cls_only(c, mode);
     for (int l = 0; l < c->depth; l++) {
         float *res = act_at(m, a->res, A_RES, l), *res_out = act_at(m, a->res, A_RES, l + 1);
         float *ln1 = act_at(m, a->ln1, A_LN1, l), *ln1m = act_at(m, a->ln1_mean, A_LN1M, l);
@@ -257,6 +264,22 @@ int vit_forward(vit_model *m, const float *x, int B, vit_mode mode, float *logit
         layernorm_forward(ln1, ln1m, ln1r, res, l_ln1w, l_ln1b, BN, D, c->norm_eps);
         matmul_forward(qkv, 3 * D, ln1, l_qkvw, l_qkvb, BN, D, 3 * D, gN);
         attention_forward(atty, att, qks, qkv, l_qnw, l_qnb, l_knw, l_knb, a->scratch, &ad);
+        if (l == c->depth - 1 && cls_only) {
+            /* the head reads the class token alone: after attention, the last block computes its
+             * row only (image b's at b·N·D; res_mid, ln2, fch, fch_gelu hold B compact rows) */
+            const size_t ND = (size_t)N * D;
+            for (int b = 0; b < B; b++) memcpy(res_mid + (size_t)b * D, l_projb, (size_t)D * sizeof(float));
+            gemm_tiled(0, 1, B, D, D, 1.0f, atty, (int)ND, l_projw, D, 1.0f, res_mid, D, 1);
+            for (int b = 0; b < B; b++)
+                for (int i = 0; i < D; i++) res_mid[(size_t)b * D + i] += res[b * ND + i];
+            layernorm_forward(ln2, ln2m, ln2r, res_mid, l_ln2w, l_ln2b, B, D, c->norm_eps);
+            matmul_forward(fch, F, ln2, l_fc1w, l_fc1b, B, D, F, 1);
+            gelu_forward(fchg, fch, (size_t)B * F);
+            matmul_forward(res_out, (int)ND, fchg, l_fc2w, l_fc2b, B, F, D, 1);
+            for (int b = 0; b < B; b++)
+                for (int i = 0; i < D; i++) res_out[b * ND + i] += res_mid[(size_t)b * D + i];
+            continue;
+        }
         matmul_forward(res_mid, D, atty, l_projw, l_projb, BN, D, D, gN);
         add_inplace(res_mid, res, (size_t)BN * D);
         /* T = T + fc2(GELU(fc1(LN2(T)))) */
@@ -359,6 +382,7 @@ int vit_backward(vit_model *m, const float *dlogits, float *dx) {
 
     attention_dims ad = {B, N, D, H, hd, c->attn, c->attn_scale,
                          c->attn == VIT_ATTN_QUEST ? c->quest_eps : c->norm_eps};
+    const int cls_only = last_block_cls_only(c, m->act_mode);
     for (int l = c->depth - 1; l >= 0; l--) {
         float *res = act_at(m, a->res, A_RES, l), *ln1 = act_at(m, a->ln1, A_LN1, l);
         float *ln1m = act_at(m, a->ln1_mean, A_LN1M, l), *ln1r = act_at(m, a->ln1_rstd, A_LN1R, l);
@@ -372,21 +396,38 @@ int vit_backward(vit_model *m, const float *dlogits, float *dx) {
         if (c->attn == VIT_ATTN_QKNORM)
             l_qnw = p->qnw + ohd, l_qnb = p->qnb + ohd, l_knw = p->knw + ohd, l_knb = p->knb + ohd;
 
-        /* MLP branch: res_out = res_mid + fc2(GELU(fc1(LN2(res_mid)))) */
-        memset(d->dfch, 0, (size_t)BN * F * sizeof(float));
-        matmul_backward(d->dfch, full ? m->grads.fc2w + oD * F : NULL, full ? m->grads.fc2b + oD : NULL, d->dres, D,
-                        fchg, p->fc2w + oD * F, BN, F, D, gN);
-        gelu_backward(d->dfch, fch, d->dfch, (size_t)BN * F);
-        memset(d->dtmp, 0, (size_t)BN * D * sizeof(float));
-        matmul_backward(d->dtmp, full ? m->grads.fc1w + oF * D : NULL, full ? m->grads.fc1b + oF : NULL, d->dfch, F,
-                        ln2, p->fc1w + oF * D, BN, D, F, gN);
-        layernorm_backward(d->dres, full ? m->grads.ln2w + oD : NULL, full ? m->grads.ln2b + oD : NULL, d->dtmp,
-                           res_mid, ln2m, ln2r, p->ln2w + oD, BN, D);
+        if (l == c->depth - 1 && cls_only) {
+            /* the forward's class-token-only tail (no weight gradients here): its gradient is
+             * the class rows'; the other rows of dres are zero and stay so until attention */
+            const size_t ND = (size_t)N * D;
+            float *dmid = d->dfch + (size_t)B * F; /* (B, D) beside dfch's (B, F) rows */
+            for (int b = 0; b < B; b++) memcpy(dmid + (size_t)b * D, d->dres + b * ND, (size_t)D * sizeof(float));
+            memset(d->dfch, 0, (size_t)B * F * sizeof(float));
+            matmul_backward(d->dfch, NULL, NULL, dmid, D, fchg, p->fc2w + oD * F, B, F, D, 1);
+            gelu_backward(d->dfch, fch, d->dfch, (size_t)B * F);
+            memset(d->dtmp, 0, (size_t)B * D * sizeof(float));
+            matmul_backward(d->dtmp, NULL, NULL, d->dfch, F, ln2, p->fc1w + oF * D, B, D, F, 1);
+            layernorm_backward(dmid, NULL, NULL, d->dtmp, res_mid, ln2m, ln2r, p->ln2w + oD, B, D);
+            memset(d->dtmp, 0, (size_t)BN * D * sizeof(float));
+            gemm_tiled(0, 0, B, D, D, 1.0f, dmid, D, p->projw + oD * D, D, 1.0f, d->dtmp, (int)ND, 1);
+            for (int b = 0; b < B; b++) memcpy(d->dres + b * ND, dmid + (size_t)b * D, (size_t)D * sizeof(float));
+        } else {
+            /* MLP branch: res_out = res_mid + fc2(GELU(fc1(LN2(res_mid)))) */
+            memset(d->dfch, 0, (size_t)BN * F * sizeof(float));
+            matmul_backward(d->dfch, full ? m->grads.fc2w + oD * F : NULL, full ? m->grads.fc2b + oD : NULL, d->dres,
+                            D, fchg, p->fc2w + oD * F, BN, F, D, gN);
+            gelu_backward(d->dfch, fch, d->dfch, (size_t)BN * F);
+            memset(d->dtmp, 0, (size_t)BN * D * sizeof(float));
+            matmul_backward(d->dtmp, full ? m->grads.fc1w + oF * D : NULL, full ? m->grads.fc1b + oF : NULL, d->dfch,
+                            F, ln2, p->fc1w + oF * D, BN, D, F, gN);
+            layernorm_backward(d->dres, full ? m->grads.ln2w + oD : NULL, full ? m->grads.ln2b + oD : NULL, d->dtmp,
+                               res_mid, ln2m, ln2r, p->ln2w + oD, BN, D);
 
-        /* attention branch: res_mid = res + proj(MHA(LN1(res))) */
-        memset(d->dtmp, 0, (size_t)BN * D * sizeof(float));
-        matmul_backward(d->dtmp, full ? m->grads.projw + oD * D : NULL, full ? m->grads.projb + oD : NULL, d->dres,
-                        D, atty, p->projw + oD * D, BN, D, D, gN);
+            /* attention branch: res_mid = res + proj(MHA(LN1(res))) */
+            memset(d->dtmp, 0, (size_t)BN * D * sizeof(float));
+            matmul_backward(d->dtmp, full ? m->grads.projw + oD * D : NULL, full ? m->grads.projb + oD : NULL,
+                            d->dres, D, atty, p->projw + oD * D, BN, D, D, gN);
+        }
         int want_qn = full && c->attn == VIT_ATTN_QKNORM;
         attention_backward(d->dqkv, want_qn ? d->dqn : NULL, d->dtmp, qkv, att, qks, l_qnw, l_qnb, l_knw, l_knb,
                            a->scratch, &ad);
