@@ -274,10 +274,13 @@ int qb_spatter(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_
             goto done;
         }
         /* row by row: m per pixel spread over its three values, then one vector loop per row */
-        float *m3 = fb, *c3 = fb + 3 * S; /* fb (n floats) is free again: 6·S ≤ n */
+        float *m3 = fb, *c3 = fb + 3 * S; /* fb (n floats) is free again: 6·S ≤ n (S ≥ 32) */
         for (int j = 0; j < 3 * S; j++) c3[j] = col[j % 3];
+        float *m1 = fb + 6 * S; /* 7·S ≤ n as well */
         for (int y = 0; y < S; y++) {
-            for (int j = 0; j < S; j++) m3[3 * j] = m3[3 * j + 1] = m3[3 * j + 2] = fa[(size_t)y * S + j] / mx * inten;
+#pragma omp simd
+            for (int j = 0; j < S; j++) m1[j] = fa[(size_t)y * S + j] / mx * inten; /* vector divisions */
+            for (int j = 0; j < S; j++) m3[3 * j] = m3[3 * j + 1] = m3[3 * j + 2] = m1[j];
             const uint8_t *x = in + (size_t)y * 3 * S;
             uint8_t *o = out + (size_t)y * 3 * S;
 #pragma omp simd
