@@ -343,9 +343,13 @@ void qbc_canny(uint8_t *out, const uint8_t *in, int h, int w, int lo, int hi) {
     uint8_t *state = (uint8_t *)(src + n2); /* 0 none, 1 candidate, 2 edge */
     memset(mag, 0, n2 * sizeof(int)), memset(state, 0, n);
     /* Sobel on the input with replicated borders (the clamped reads of before, as a padded copy) */
-    for (int y = -1; y <= h; y++)
-        for (int x = -1; x <= w; x++)
-            src[(size_t)(y + 1) * W2 + x + 1] = in[(size_t)qbc_clampi(y, 0, h - 1) * w + qbc_clampi(x, 0, w - 1)];
+    for (int y = -1; y <= h; y++) {
+        const uint8_t *row = in + (size_t)qbc_clampi(y, 0, h - 1) * w;
+        int *d = src + (size_t)(y + 1) * W2;
+        d[0] = row[0], d[w + 1] = row[w - 1];
+#pragma omp simd
+        for (int x = 0; x < w; x++) d[x + 1] = row[x];
+    }
     for (int y = 0; y < h; y++) {
         const int *r0 = src + (size_t)y * W2 + 1, *r1 = r0 + W2, *r2 = r1 + W2;
         int *ox = gx + (size_t)y * w, *oy = gy + (size_t)y * w, *om = mag + (size_t)(y + 1) * W2 + 1;
