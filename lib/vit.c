@@ -321,7 +321,8 @@ static int dacts_ensure(vit_model *m, int B) {
     const vit_config *c = &m->cfg;
     size_t BN = (size_t)B * c->n_tokens, D = c->dim, CPP = (size_t)c->in_chans * c->patch * c->patch;
     size_t sizes[VIT_GRAD_ACT_SLOTS] = {
-        BN * D, BN * D, BN * 3 * D, BN * c->mlp_dim, (size_t)B * c->n_patches * CPP,
+        BN * D, BN * D, BN * 3 * D, BN * c->mlp_dim + (size_t)B * D /* + the class-token tail's (B, D) */,
+        (size_t)B * c->n_patches * CPP,
         (size_t)B * c->in_chans * c->img_size * c->img_size, (size_t)B * D, (size_t)B * D,
         (size_t)B * c->heads * 4 * c->head_dim};
     m->dacts_mem = point_arena((float **)&m->dacts, sizes, VIT_GRAD_ACT_SLOTS, NULL);
@@ -400,7 +401,7 @@ int vit_backward(vit_model *m, const float *dlogits, float *dx) {
             /* the forward's class-token-only tail (no weight gradients here): its gradient is
              * the class rows'; the other rows of dres are zero and stay so until attention */
             const size_t ND = (size_t)N * D;
-            float *dmid = d->dfch + (size_t)B * F; /* (B, D) beside dfch's (B, F) rows */
+            float *dmid = d->dfch + (size_t)BN * F; /* (B, D) past dfch's B·N·F (sized for it) */
             for (int b = 0; b < B; b++) memcpy(dmid + (size_t)b * D, d->dres + b * ND, (size_t)D * sizeof(float));
             memset(d->dfch, 0, (size_t)B * F * sizeof(float));
             matmul_backward(d->dfch, NULL, NULL, dmid, D, fchg, p->fc2w + oD * F, B, F, D, 1);

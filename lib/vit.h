@@ -80,7 +80,10 @@ typedef enum {
 typedef struct {
     float *xn;        /* (B, C, S, S)   normalised input */
     float *patches;   /* (B, Np, CPP)   im2col of xn */
-    float *res;       /* (L+1, B, N, D) residual stream entering block l; [L] = after last block */
+    float *res;       /* (L+1, B, N, D) residual stream entering block l; [L] = after last block
+                       * (inference and input-gradient modes with 'token' pooling: the last block
+                       * computes only the class-token rows after attention, so [L] holds those,
+                       * and its res_mid, ln2(+stats), fch, fch_gelu hold B compact rows) */
     float *ln1;       /* (L, B, N, D)   norm1 output */
     float *ln1_mean;  /* (L, B, N) */
     float *ln1_rstd;  /* (L, B, N) */

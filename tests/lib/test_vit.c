@@ -139,7 +139,8 @@ START_TEST(test_modes_agree) {
 }
 END_TEST
 
-/* Logits, input gradient and weight gradients bit-identical at 1 and 2 threads. */
+/* Logits, input gradient and weight gradients bit-identical at 1 and 2 threads (full mode), and
+ * logits and input gradient in input-gradient mode. */
 START_TEST(test_thread_count_invariance) {
     fixture fx;
     fixture_open(&fx, FIXTURES[_i]);
@@ -158,7 +159,18 @@ START_TEST(test_thread_count_invariance) {
         ck_assert_int_eq(vit_backward(vm, fx.dlogits, res[t][1]), 0);
         memcpy(res[t][2], vm->grads_mem, vm->num_params * sizeof(float));
     }
+    /* input-gradient mode (its class-token-only last block included): logits and dx */
+    float *ig[2][2];
+    for (int t = 0; t < 2; t++) {
+        omp_set_num_threads(t + 1);
+        ig[t][0] = malloc(sizeof(float) * fx.B * K), ig[t][1] = malloc(nx * sizeof(float));
+        ck_assert_int_eq(vit_forward(vm, fx.x, fx.B, VIT_MODE_INPUT_GRAD, ig[t][0]), 0);
+        ck_assert_int_eq(vit_backward(vm, fx.dlogits, ig[t][1]), 0);
+    }
     omp_set_num_threads(saved);
+    ck_assert_int_eq(memcmp(ig[0][0], ig[1][0], sizeof(float) * fx.B * K), 0);
+    ck_assert_int_eq(memcmp(ig[0][1], ig[1][1], nx * sizeof(float)), 0);
+    for (int t = 0; t < 2; t++) free(ig[t][0]), free(ig[t][1]);
     ck_assert_int_eq(memcmp(res[0][0], res[1][0], sizeof(float) * fx.B * K), 0);
     ck_assert_int_eq(memcmp(res[0][1], res[1][1], nx * sizeof(float)), 0);
     ck_assert_int_eq(memcmp(res[0][2], res[1][2], vm->num_params * sizeof(float)), 0);
