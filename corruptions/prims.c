@@ -615,9 +615,9 @@ int qbc_hsv_affine(uint8_t *const out[6], const uint8_t *in, int S, int channel,
                 c2[j] = t < 0 ? 0 : t > 1 ? 1 : t;
             }
             qbc_hsv2rgb_row(r, g, b, h, channel == 1 ? c2 : s, channel == 1 ? v : c2, S);
-            uint8_t *o = out[sev] + (size_t)y * S * 3;
-#pragma omp simd
-            for (int j = 0; j < S; j++) o[3 * j] = qbc_out8n(r[j]), o[3 * j + 1] = qbc_out8n(g[j]), o[3 * j + 2] = qbc_out8n(b[j]);
+            uint8_t *o = out[sev] + (size_t)y * S * 3, *b8 = (uint8_t *)c2; /* c2 is free again */
+            qbc_out8n_row(b8, r, S, 0), qbc_out8n_row(b8 + S, g, S, 0), qbc_out8n_row(b8 + 2 * S, b, S, 0);
+            for (int j = 0; j < S; j++) o[3 * j] = b8[j], o[3 * j + 1] = b8[S + j], o[3 * j + 2] = b8[2 * S + j];
         }
     }
     return 0;
