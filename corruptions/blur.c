@@ -199,9 +199,15 @@ static int defocus_composed(uint8_t *out, const uint8_t *in, int S, const float 
                     C[x] = acc;
                 }
 #pragma omp simd
-                for (x = 0; x < S; x++) o[(size_t)x * 3] = qbc_out8n(U[x] * scale + (double)C[x]);
-            } else
-                for (int x = 0; x < S; x++) o[(size_t)x * 3] = qbc_out8n(U[x] * scale);
+                for (x = 0; x < S; x++) U[x] = U[x] * scale + (double)C[x];
+            } else {
+#pragma omp simd
+                for (int x = 0; x < S; x++) U[x] *= scale;
+            }
+            /* to bytes 16 at a time, then into the channel's place in the interleaved row */
+            uint8_t *b8 = (uint8_t *)T; /* T (the column pass) is consumed */
+            qbc_out8n_row(b8, U, S, 0);
+            for (int x = 0; x < S; x++) o[(size_t)x * 3] = b8[x];
         }
     }
     return 0;
