@@ -41,6 +41,8 @@ int qb_snow(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_cor
     if (!rc) rc = qbc_motion_blur_u8(L8, N8, S, S, 1, c[4], c[5], angle);
     if (!rc) {
         float blend = (float)c[6], rest = (float)(1.0 - c[6]);
+        double *t0 = Z, *t1 = Z + S, *t2 = Z + 2 * S; /* Z is free again: three rows of sums */
+        uint8_t *b8 = N8;                              /* and N8: their bytes */
         for (int i = 0; i < S; i++) {
             const uint8_t *p = in + (size_t)i * S * 3, *l1 = L8 + (size_t)i * S, *l2 = L8 + (size_t)(S - 1 - i) * S;
             uint8_t *o = out + (size_t)i * S * 3;
@@ -52,10 +54,10 @@ int qb_snow(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_cor
                 double L = qbc_div255(l1[j]), L2 = qbc_div255(l2[S - 1 - j]);
                 float w0 = blend * v0 + rest * (v0 > hi ? v0 : hi), w1 = blend * v1 + rest * (v1 > hi ? v1 : hi);
                 float w2 = blend * v2 + rest * (v2 > hi ? v2 : hi);
-                o[3 * j] = qbc_out8n(((double)w0 + L) + L2);
-                o[3 * j + 1] = qbc_out8n(((double)w1 + L) + L2);
-                o[3 * j + 2] = qbc_out8n(((double)w2 + L) + L2);
+                t0[j] = ((double)w0 + L) + L2, t1[j] = ((double)w1 + L) + L2, t2[j] = ((double)w2 + L) + L2;
             }
+            qbc_out8n_row(b8, t0, 3 * (size_t)S, 0); /* the three rows are contiguous: one call */
+            for (int j = 0; j < S; j++) o[3 * j] = b8[j], o[3 * j + 1] = b8[S + j], o[3 * j + 2] = b8[2 * S + j];
         }
     }
     return rc;
