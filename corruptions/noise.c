@@ -24,7 +24,8 @@ int qb_gaussian_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, co
         const uint8_t *x = in + i0;
         uint8_t *o = out + i0;
 #pragma omp simd
-        for (size_t j = 0; j < m; j++) o[j] = qbc_out8n(qbc_div255((double)x[j]) + s * z[j]);
+        for (size_t j = 0; j < m; j++) z[j] = qbc_div255((double)x[j]) + s * z[j];
+        qbc_out8n_row(o, z, m, 0);
     }
     return 0;
 }
@@ -163,8 +164,9 @@ int qb_speckle_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, con
 #pragma omp simd
         for (size_t j = 0; j < m; j++) {
             double u = qbc_div255((double)x[j]);
-            o[j] = qbc_out8n(u + u * (s * z[j]));
+            z[j] = u + u * (s * z[j]);
         }
+        qbc_out8n_row(o, z, m, 0);
     }
     return 0;
 }
