@@ -148,6 +148,25 @@ static inline uint8_t qbc_out8f(float v) {
     v = v < 1 ? v : 1;
     return (uint8_t)(int32_t)(v * 255.0f);
 }
+/* qbc_out8f over n floats, 32 at a time with AVX2 (as qbc_out8n_row). Same values. */
+static inline void qbc_out8f_row(uint8_t *o, const float *v, size_t n) {
+    size_t j = 0;
+#ifdef __AVX2__
+    const __m256 z = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f), k = _mm256_set1_ps(255.0f);
+    for (; j + 32 <= n; j += 32) {
+        __m256i q[4];
+        for (int t = 0; t < 4; t++) { /* max: x > 0 ? x : 0 (NaN → 0); min: x < 1 ? x : 1 */
+            __m256 x = _mm256_min_ps(_mm256_max_ps(_mm256_loadu_ps(v + j + 8 * t), z), one);
+            q[t] = _mm256_cvttps_epi32(_mm256_mul_ps(x, k));
+        }
+        /* packs work within 128-bit lanes: the permute puts the 32 bytes back in order */
+        __m256i a = _mm256_packs_epi32(q[0], q[1]), b = _mm256_packs_epi32(q[2], q[3]);
+        __m256i r = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(a, b), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(o + j), r);
+    }
+#endif
+    for (; j < n; j++) o[j] = qbc_out8f(v[j]);
+}
 /* Four doubles in a register (GCC/Clang vector extension; AVX2 with -march=native, plain code
  * elsewhere): lets the hot filters keep their running sums in registers. Element-wise +, *
  * round exactly like the scalar operations (no contraction under -std=c11). */

@@ -198,7 +198,8 @@ int qb_fog(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corr
         const uint8_t *x = in + (size_t)i * S * 3;
         uint8_t *o = out + (size_t)i * S * 3;
 #pragma omp simd
-        for (int j = 0; j < 3 * S; j++) o[j] = qbc_out8n((qbc_div255(x[j]) + Fr[j]) * M / den);
+        for (int j = 0; j < 3 * S; j++) Fr[j] = (qbc_div255(x[j]) + Fr[j]) * M / den;
+        qbc_out8n_row(o, Fr, 3 * (size_t)S, 0);
     }
     return 0;
 }
@@ -286,7 +287,8 @@ int qb_spatter(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_
             const uint8_t *x = in + (size_t)y * 3 * S;
             uint8_t *o = out + (size_t)y * 3 * S;
 #pragma omp simd
-            for (int j = 0; j < 3 * S; j++) o[j] = qbc_out8f((float)qbc_div255((double)x[j]) + m3[j] * c3[j]);
+            for (int j = 0; j < 3 * S; j++) m3[j] = (float)qbc_div255((double)x[j]) + m3[j] * c3[j];
+            qbc_out8f_row(o, m3, 3 * (size_t)S);
         }
     } else { /* mud */
 #pragma omp simd
@@ -303,7 +305,8 @@ int qb_spatter(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_
             const uint8_t *x = in + (size_t)y * 3 * S;
             uint8_t *o = out + (size_t)y * 3 * S;
 #pragma omp simd
-            for (int j = 0; j < 3 * S; j++) o[j] = qbc_out8f((float)qbc_div255((double)x[j]) * (1.0f - m3[j]) + c3[j] * m3[j]);
+            for (int j = 0; j < 3 * S; j++) m3[j] = (float)qbc_div255((double)x[j]) * (1.0f - m3[j]) + c3[j] * m3[j];
+            qbc_out8f_row(o, m3, 3 * (size_t)S);
         }
     }
 done:
