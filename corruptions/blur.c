@@ -382,12 +382,10 @@ int qb_zoom_blur_sevs(uint8_t *const out[6], const uint8_t *in, unsigned mask, c
             const float *a = acc + (size_t)sv * S3;
             float dn = den[sv];
             uint8_t *o = out[sv] + (size_t)y * S3;
+            float *q = tmp; /* free here */
 #pragma omp simd
-            for (int j = 0; j < S3; j++) { /* qbc_out8f, vectorisable (no NaN here) */
-                float q = ((float)qbc_div255((double)x[j]) + a[j]) / dn;
-                q = q < 0 ? 0 : q > 1 ? 1 : q;
-                o[j] = (uint8_t)(int)(q * 255.0f);
-            }
+            for (int j = 0; j < S3; j++) q[j] = ((float)qbc_div255((double)x[j]) + a[j]) / dn;
+            qbc_out8f_row(o, q, (size_t)S3);
         }
     }
     return 0;

@@ -121,9 +121,10 @@ static inline uint8_t qbc_out8n(double v) {
     v = v < 0 ? 0 : v > 1 ? 1 : v;
     return (uint8_t)(int32_t)(v * 255.0);
 }
-/* qbc_out8n over n values (mode 0) or the bare (uint8)(int32)(255·v) for values known to lie in
- * [0, 256) (mode 1), 16 at a time with AVX2: max/min/multiply/truncate, then two packs (GCC's own
- * vectorisation of the select chain and the narrowing takes blends and shuffles). Same values. */
+/* qbc_out8n over n values (mode 0), the bare (uint8)(int32)(255·v) for values known to lie in
+ * [0, 256) (mode 1), or (uint8)clamp(v, 0, 255) of values already in byte units (mode 2), 16 at a
+ * time with AVX2: max/min/multiply/truncate, then two packs (GCC's own vectorisation of the select
+ * chain and the narrowing takes blends and shuffles). Same values. */
 static inline void qbc_out8n_row(uint8_t *o, const double *v, size_t n, int mode) {
     size_t j = 0;
 #ifdef __AVX2__
@@ -132,16 +133,21 @@ static inline void qbc_out8n_row(uint8_t *o, const double *v, size_t n, int mode
         __m128i q[4];
         for (int t = 0; t < 4; t++) {
             __m256d x = _mm256_loadu_pd(v + j + 4 * t);
-            if (!mode) x = _mm256_min_pd(_mm256_max_pd(x, z), one); /* max: x > 0 ? x : 0; min: x < 1 ? x : 1 */
-            q[t] = _mm256_cvttpd_epi32(_mm256_mul_pd(x, k));
+            if (mode == 2) /* v < 0 ? 0 : v > 255 ? 255 : v (no NaN in these callers) */
+                q[t] = _mm256_cvttpd_epi32(_mm256_min_pd(_mm256_max_pd(x, z), k));
+            else {
+                if (!mode) x = _mm256_min_pd(_mm256_max_pd(x, z), one); /* max: x > 0 ? x : 0; min: x < 1 ? x : 1 */
+                q[t] = _mm256_cvttpd_epi32(_mm256_mul_pd(x, k));
+            }
         }
-        if (mode) /* the low byte of each int32, as the scalar cast (no saturation) */
+        if (mode == 1) /* the low byte of each int32, as the scalar cast (no saturation) */
             for (int t = 0; t < 4; t++) q[t] = _mm_and_si128(q[t], _mm_set1_epi32(0xFF));
         __m128i a = _mm_packs_epi32(q[0], q[1]), b = _mm_packs_epi32(q[2], q[3]);
         _mm_storeu_si128((__m128i *)(o + j), _mm_packus_epi16(a, b));
     }
 #endif
-    for (; j < n; j++) o[j] = mode ? (uint8_t)(int32_t)(v[j] * 255.0) : qbc_out8n(v[j]);
+    for (; j < n; j++)
+        o[j] = mode == 2 ? (uint8_t)(v[j] < 0 ? 0 : v[j] > 255 ? 255 : v[j]) : mode ? (uint8_t)(int32_t)(v[j] * 255.0) : qbc_out8n(v[j]);
 }
 static inline uint8_t qbc_out8f(float v) {
     v = v > 0 ? v : 0; /* two selects (maxss/minss), not branches; NaN → 0 */

@@ -159,15 +159,13 @@ int qb_frost_corrupt(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, con
     int idx = (int)qb_crng_randint(rng, 0, 5);
     const qb_frost *f = ctx->frost;
     int r0 = (int)qb_crng_randint(rng, 0, f->h[idx] - S), c0 = (int)qb_crng_randint(rng, 0, f->w[idx] - S);
-    double a[256], b[256]; /* the two products, per 8-bit value */
-    for (int v = 0; v < 256; v++) a[v] = c[0] * v, b[v] = c[1] * v;
+    double *v = qbc_scratch(0, (size_t)3 * S * sizeof(double)), ca = c[0], cb = c[1];
+    if (!v) return QB_EXIT_FAIL;
     for (int i = 0; i < S; i++) {
         const uint8_t *x = in + (size_t)i * S * 3, *t = f->rgb[idx] + ((size_t)(r0 + i) * f->w[idx] + c0) * 3;
-        uint8_t *o = out + (size_t)i * S * 3;
-        for (int j = 0; j < 3 * S; j++) {
-            double v = a[x[j]] + b[t[j]];
-            o[j] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-        }
+#pragma omp simd
+        for (int j = 0; j < 3 * S; j++) v[j] = ca * (double)x[j] + cb * (double)t[j];
+        qbc_out8n_row(out + (size_t)i * S * 3, v, 3 * (size_t)S, 2); /* (uint8)clamp(v, 0, 255) */
     }
     return 0;
 }
