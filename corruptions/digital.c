@@ -87,7 +87,8 @@ int qb_elastic_transform(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng,
     if (rc) return rc;
     /* map_coordinates(order=1, mode='reflect') at (i + dy, j + dx): per row, the corner offsets
      * and fractions first (the reflections branch), then the blend */
-    int *o4 = qbc_scratch(4, (size_t)S * 6 * sizeof(int));
+    int *o4 = qbc_scratch(4, (size_t)S * 6 * sizeof(int) + ((size_t)S * 3 + 4) * sizeof(float));
+    float *rowf = o4 ? (float *)(o4 + (size_t)S * 6) : NULL; /* a row's values, then its bytes */
     double *tt = qbc_scratch(5, (size_t)S * 4 * sizeof(double));
     if (!o4 || !tt) return QB_EXIT_FAIL;
     int *o00 = o4, *o01 = o4 + S, *o10 = o4 + 2 * S, *o11 = o4 + 3 * S, *RI = o4 + 4 * S, *CI = o4 + 5 * S;
@@ -116,13 +117,10 @@ int qb_elastic_transform(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng,
             t += qbc_ld4f_d(w + o01[j]) * R0[j] * C1[j];
             t += qbc_ld4f_d(w + o10[j]) * R1[j] * C0[j];
             t += qbc_ld4f_d(w + o11[j]) * R1[j] * C1[j];
-            if (i < S - 1 || j < S - 1) qbc_out8f_3w(o + 3 * j, t); /* the 4th byte: the next pixel's */
-            else {
-                uint8_t last[4];
-                qbc_out8f_3w(last, t);
-                memcpy(o + 3 * j, last, 3);
-            }
+            qbc_v4f tf = __builtin_convertvector(t, qbc_v4f); /* the 4th float: the next pixel's */
+            memcpy(rowf + 3 * j, &tf, sizeof tf);
         }
+        qbc_out8f_row(o, rowf, 3 * (size_t)S);
     }
     return 0;
 }

@@ -186,20 +186,6 @@ static inline qbc_v4d qbc_ld4f_d(const float *p) { return (qbc_v4d)_mm256_cvtps_
 #else
 static inline qbc_v4d qbc_ld4f_d(const float *p) { return __builtin_convertvector(qbc_ld4f(p), qbc_v4d); }
 #endif
-/* qbc_out8f of lanes 0–2 of t, each rounded to float first, into o[0..2], with vector selects;
- * o[3] is written too (garbage): the caller writes it afterwards or owns it */
-static inline void qbc_out8f_3w(uint8_t *o, qbc_v4d t) {
-    typedef int32_t v4i __attribute__((vector_size(16)));
-    typedef uint8_t v16u8 __attribute__((vector_size(16)));
-    qbc_v4f f = __builtin_convertvector(t, qbc_v4f);
-    f = (qbc_v4f)((v4i)f & (f > 0)); /* max(f, 0), NaN → 0 */
-    v4i lt = f < 1;
-    f = (qbc_v4f)(((v4i)f & lt) | ((v4i)(qbc_v4f){1, 1, 1, 1} & ~lt));
-    v4i q = __builtin_convertvector(f * 255.0f, v4i);
-    v16u8 b = __builtin_shuffle((v16u8)q, (v16u8){0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
-    int32_t w = ((v4i)b)[0];
-    memcpy(o, &w, 4);
-}
 static inline qbc_v4d qbc_ld4(const double *p) { qbc_v4d v; memcpy(&v, p, sizeof v); return v; }
 static inline void qbc_st4(double *p, qbc_v4d v) { memcpy(p, &v, sizeof v); }
 
