@@ -128,8 +128,21 @@ int qbc_motion_blur_u8(uint8_t *out, const uint8_t *in, int h, int w, int c, dou
             acc[j] = s0;
         }
         uint8_t *o = out + (size_t)y * rowlen;
-#pragma omp simd
-        for (j = 0; j < rowlen; j++) { /* the 16-bit quantum, clamped; ÷257 as ·0xFF01 >> 24 (exact below 2^16) */
+        j = 0;
+#ifdef __AVX2__
+        for (; j + 16 <= rowlen; j += 16) { /* the loop below, 16 at a time (its narrowing took shuffles) */
+            const __m256d half = _mm256_set1_pd(0.5), zero = _mm256_setzero_pd(), top = _mm256_set1_pd(65535);
+            __m128i q[4];
+            for (int t = 0; t < 4; t++) {
+                __m256d a = _mm256_floor_pd(_mm256_add_pd(_mm256_loadu_pd(acc + j + 4 * t), half));
+                a = _mm256_min_pd(_mm256_max_pd(a, zero), top); /* q > 0 ? q : 0, then q < 65535 ? q : 65535 */
+                q[t] = _mm_srli_epi32(_mm_mullo_epi32(_mm256_cvttpd_epi32(a), _mm_set1_epi32(0xFF01)), 24);
+            }
+            __m128i lo = _mm_packs_epi32(q[0], q[1]), hi = _mm_packs_epi32(q[2], q[3]);
+            _mm_storeu_si128((__m128i *)(o + j), _mm_packus_epi16(lo, hi));
+        }
+#endif
+        for (; j < rowlen; j++) { /* the 16-bit quantum, clamped; ÷257 as ·0xFF01 >> 24 (exact below 2^16) */
             double q = floor(acc[j] + 0.5);
             q = q > 0 ? q : 0;
             q = q < 65535 ? q : 65535;
