@@ -131,12 +131,36 @@ static inline uint8_t clip8(int32_t acc) {
     return (uint8_t)v;
 }
 
+/* A pixel's three channels (and the next byte, weighted but unused) as one 4 × int32 vector. */
+typedef int32_t rs_v4i __attribute__((vector_size(16)));
+typedef uint8_t rs_v4b __attribute__((vector_size(4)));
+
 void qb_resample_h(uint8_t *dst, int out_w, const uint8_t *src, int in_w, int rows, const int *bounds,
                        const int32_t *kk, int ksize) {
     for (int y = 0; y < rows; y++) {
-        const uint8_t *s = src + (size_t)y * in_w * 3;
+        const uint8_t *s = src + (size_t)y * in_w * 3, *end = s + (size_t)in_w * 3;
         uint8_t *d = dst + (size_t)y * out_w * 3;
-        for (int x = 0; x < out_w; x++) {
+        int x = 0;
+        /* vector form while every tap's 4-byte load stays inside the row (the same integer sums
+         * per channel, in tap order) */
+        for (; x < out_w; x++) {
+            const uint8_t *p = s + (size_t)bounds[2 * x] * 3;
+            const int32_t *k = kk + (size_t)x * ksize;
+            int n = bounds[2 * x + 1];
+            if (p + 3 * (size_t)n + 1 > end) break;
+            rs_v4i a = {1 << (PRECISION_BITS - 1), 1 << (PRECISION_BITS - 1), 1 << (PRECISION_BITS - 1), 0};
+            for (int t = 0; t < n; t++) {
+                rs_v4b b;
+                memcpy(&b, p + 3 * t, 4);
+                a += __builtin_convertvector(b, rs_v4i) * k[t];
+            }
+            a >>= PRECISION_BITS;
+            a &= a > 0; /* clip8 lane by lane, as masks */
+            rs_v4i lt = a < 255;
+            a = (a & lt) | (255 & ~lt);
+            d[3 * x] = (uint8_t)a[0], d[3 * x + 1] = (uint8_t)a[1], d[3 * x + 2] = (uint8_t)a[2];
+        }
+        for (; x < out_w; x++) {
             const uint8_t *p = s + (size_t)bounds[2 * x] * 3;
             const int32_t *k = kk + (size_t)x * ksize;
             int n = bounds[2 * x + 1];
