@@ -113,6 +113,39 @@ int qb_shot_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const 
     return 0;
 }
 
+/* Value j of a chunk: flipped = the j-th 32-bit half of w below T, salted = bit j of the words
+ * after the (m + 1)/2 flip words; out = flipped ? (salted ? 255 : 0) : in. 32 values at a time
+ * with AVX2 (unsigned compares through the sign flip, the salt bits spread to bytes with a shuffle
+ * and a bit mask), the rest one by one: the same values. */
+static void impulse_merge(uint8_t *o, const uint8_t *x, const uint64_t *w, size_t m, uint64_t T) {
+    const uint64_t *sw = w + (m + 1) / 2;
+    size_t j = 0;
+#ifdef __AVX2__
+    if (T < 4294967296ull) {
+        const __m256i sign = _mm256_set1_epi32((int)0x80000000u), tx = _mm256_set1_epi32((int)((uint32_t)T ^ 0x80000000u));
+        const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
+                                                3, 3, 3, 3, 3, 3, 3);
+        const __m256i bit = _mm256_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16,
+                                             32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+        for (; j + 32 <= m; j += 32) {
+            __m256i c[4];
+            for (int t = 0; t < 4; t++) /* halves j + 8t .. j + 8t + 7, below T */
+                c[t] = _mm256_cmpgt_epi32(tx, _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(w + j / 2 + 4 * t)), sign));
+            __m256i f = _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3]));
+            f = _mm256_permutevar8x32_epi32(f, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            __m256i sb = _mm256_shuffle_epi8(_mm256_set1_epi32((int)(uint32_t)(sw[j >> 6] >> (j & 63))), spread);
+            sb = _mm256_cmpeq_epi8(_mm256_and_si256(sb, bit), bit);
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(x + j));
+            _mm256_storeu_si256((__m256i *)(o + j), _mm256_or_si256(_mm256_and_si256(sb, f), _mm256_andnot_si256(f, xv)));
+        }
+    }
+#endif
+    for (; j < m; j++) {
+        int f = (uint64_t)(uint32_t)(w[j >> 1] >> (32 * (j & 1))) < T, sv = (int)(sw[j >> 6] >> (j & 63) & 1);
+        o[j] = f ? (sv ? 255 : 0) : x[j];
+    }
+}
+
 /* scikit-image random_noise(mode='s&p', amount=a): a "flipped" field, then a "salted" field.
  * NumPy source: two uniforms per value, all flipped draws then all salted ones. Counter stream:
  * per chunk of values, flipped = a 32-bit half of a word below round(a·2^32) (two values per
@@ -134,20 +167,10 @@ int qb_impulse_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, con
     double tf = nearbyint(a * 4294967296.0);
     uint64_t T = tf <= 0 ? 0 : tf >= 4294967296.0 ? 4294967296ull : (uint64_t)tf;
     uint64_t w[NOISE_CHUNK / 2 + NOISE_CHUNK / 64];
-    uint8_t flip[NOISE_CHUNK];
     for (size_t i0 = 0; i0 < n; i0 += NOISE_CHUNK) {
         size_t m = n - i0 < NOISE_CHUNK ? n - i0 : NOISE_CHUNK, nf = (m + 1) / 2, ns = (m + 63) / 64;
         qbc_words(rng, w, nf + ns);
-#pragma omp simd
-        for (size_t k = 0; k < nf; k++) flip[2 * k] = (w[k] & 0xFFFFFFFFu) < T, flip[2 * k + 1] = (w[k] >> 32) < T;
-        const uint64_t *sw = w + nf;
-        const uint8_t *x = in + i0;
-        uint8_t *o = out + i0;
-#pragma omp simd
-        for (size_t j = 0; j < m; j++) { /* flipped ? (salted ? 255 : 0) : in, as masks (vectorises) */
-            uint8_t f = (uint8_t)-flip[j], sv = (uint8_t)-(uint8_t)(sw[j >> 6] >> (j & 63) & 1);
-            o[j] = (uint8_t)((sv & f) | (x[j] & (uint8_t)~f));
-        }
+        impulse_merge(out + i0, in + i0, w, m, T);
     }
     return 0;
 }

@@ -339,6 +339,39 @@ START_TEST(test_randints_range) {
 }
 END_TEST
 
+/* impulse_noise on the counter stream equals its definition computed here one value at a time:
+ * per chunk of 1024 values, flipped = the value's 32-bit half of the first (m + 1)/2 words below
+ * round(a·2^32), salted = its bit of the next words (catches the vector path's lane order). */
+START_TEST(test_impulse_definition) {
+    int S = 224;
+    size_t n = (size_t)S * S * 3;
+    uint8_t *in = malloc(n), *out = malloc(n);
+    uint32_t h = 7;
+    for (size_t k = 0; k < n; k++) h = h * 1664525u + 1013904223u, in[k] = (uint8_t)(h >> 24);
+    qb_corrupt_ctx ctx = {QB_PRESET_IMAGENET, S, NULL};
+    for (int sev = 1; sev <= 5; sev += 4) {
+        ck_assert_int_eq(qb_corrupt(out, in, qb_corruption_find("impulse_noise"), sev, QB_CRNG_COUNTER, 9, 31, &ctx), 0);
+        qb_crng r;
+        qb_crng_counter(&r, 9, 31, "impulse_noise", sev);
+        double a = sev == 1 ? 0.03 : 0.27;
+        uint64_t T = (uint64_t)nearbyint(a * 4294967296.0), w[512 + 16];
+        long flips = 0;
+        for (size_t i0 = 0; i0 < n; i0 += 1024) {
+            size_t m = n - i0 < 1024 ? n - i0 : 1024, nf = (m + 1) / 2;
+            qbc_words(&r, w, nf + (m + 63) / 64);
+            for (size_t j = 0; j < m; j++) {
+                int f = (w[j / 2] >> (32 * (j % 2)) & 0xFFFFFFFFu) < T, sv = (int)(w[nf + j / 64] >> (j % 64) & 1);
+                uint8_t want = f ? (sv ? 255 : 0) : in[i0 + j];
+                flips += f;
+                ck_assert_msg(out[i0 + j] == want, "sev %d value %zu: %d, definition %d", sev, i0 + j, out[i0 + j], want);
+            }
+        }
+        ck_assert(fabs(flips / (double)n - a) < 0.01);
+    }
+    free(in), free(out);
+}
+END_TEST
+
 /* The division-free x/255 the hot loops use equals the division for every byte value. */
 START_TEST(test_div255_exact) {
     for (int x = 0; x < 256; x++) {
@@ -551,6 +584,7 @@ Suite *corruptions_suite(void) {
     tcase_add_test(tu, test_shot_noise_poisson);
     tcase_add_test(tu, test_bulk_draws);
     tcase_add_test(tu, test_div255_exact);
+    tcase_add_test(tu, test_impulse_definition);
     tcase_add_test(tu, test_randints_range);
     tcase_add_test(tu, test_sevs_equal_single);
     tcase_add_test(tu, test_defocus_direct);
