@@ -113,6 +113,18 @@ int qbc_motion_blur_u8(uint8_t *out, const uint8_t *in, int h, int w, int c, dou
     for (int y = 0; y < h; y++) {
         for (int i = 0; i < W; i++) tap[i] = E + (size_t)qbc_clampi(y + dy[i], 0, h - 1) * prow + (ptrdiff_t)(R + dx[i]) * c;
         size_t j = 0;
+        for (; j + 32 <= rowlen; j += 32) { /* 32 samples, eight running sums in registers */
+            qbc_v4d s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, s4 = {0}, s5 = {0}, s6 = {0}, s7 = {0};
+            for (int i = 0; i < W; i++) {
+                const double *e = tap[i] + j;
+                double ki = k[i];
+                s0 += ki * qbc_ld4(e), s1 += ki * qbc_ld4(e + 4), s2 += ki * qbc_ld4(e + 8), s3 += ki * qbc_ld4(e + 12);
+                s4 += ki * qbc_ld4(e + 16), s5 += ki * qbc_ld4(e + 20), s6 += ki * qbc_ld4(e + 24), s7 += ki * qbc_ld4(e + 28);
+            }
+            double *a = acc + j;
+            qbc_st4(a, s0), qbc_st4(a + 4, s1), qbc_st4(a + 8, s2), qbc_st4(a + 12, s3);
+            qbc_st4(a + 16, s4), qbc_st4(a + 20, s5), qbc_st4(a + 24, s6), qbc_st4(a + 28, s7);
+        }
         for (; j + 16 <= rowlen; j += 16) {
             qbc_v4d s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
             for (int i = 0; i < W; i++) {
