@@ -13,14 +13,15 @@ if [ -z "${QUESTBENCH_DATA:-}" ] || [ ! -d "$data" ]; then
 fi
 n=${CORRUPT_IMAGES:-16}
 all=$(nproc)
-out=$(mktemp -d)
+# the images go to tmpfs where there is one: the scaling of the work, not of the disk
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then out=$(mktemp -d -p /dev/shm); else out=$(mktemp -d); fi
 trap 'rm -rf "$out"' EXIT
 # imagenet-sample is flat (<wnid>_<name>.JPEG): link the first n into an ImageFolder tree
 mkdir -p "$out/data"
 for f in $(ls "$data" | grep -i '\.jpe\?g$' | head -n "$n"); do
     mkdir -p "$out/data/${f%%_*}" && ln -s "$data/$f" "$out/data/${f%%_*}/$f"
 done
-echo "== corrupt --save: $n imagenet-sample images x 95, JPEG q85, 1 vs $all threads =="
+echo "== corrupt --save: $n imagenet-sample images x 95, JPEG q85, 1 vs $all threads, into $(dirname "$out") =="
 t1=
 for th in 1 "$all"; do
     rm -rf "$out/gen"
