@@ -13,8 +13,10 @@ if [ -z "${QUESTBENCH_DATA:-}" ] || [ ! -d "$data" ]; then
 fi
 n=${CORRUPT_IMAGES:-16}
 all=$(nproc)
-# the images go to tmpfs where there is one: the scaling of the work, not of the disk
-if [ -d /dev/shm ] && [ -w /dev/shm ]; then out=$(mktemp -d -p /dev/shm); else out=$(mktemp -d); fi
+# the images go to tmpfs where there is one with room (about 2 MB per image): the scaling of the
+# work, not of the disk
+shm_kb=$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 { print $4 }')
+if [ -w /dev/shm ] && [ "${shm_kb:-0}" -gt $((n * 4096)) ]; then out=$(mktemp -d -p /dev/shm); else out=$(mktemp -d); fi
 trap 'rm -rf "$out"' EXIT
 # imagenet-sample is flat (<wnid>_<name>.JPEG): link the first n into an ImageFolder tree
 mkdir -p "$out/data"

@@ -24,7 +24,7 @@ static int gauss_taps(double sigma, double truncate, double **w_out) {
 static inline int ext_index(int j, int n, int reflect) { return reflect ? qbc_reflect(j, n) : qbc_clampi(j, 0, n - 1); }
 
 /* One output line of SciPy's symmetric sum, n samples:
- * acc[j] = c0[j]·w0 + Σ_{m=r..1} (lo[m][j] + hi[m][j])·w[m], 16 samples at a time. */
+ * acc[j] = c0[j]·w0 + Σ_{m=r..1} (lo[m][j] + hi[m][j])·w[m], 32 (then 16) samples at a time. */
 static void sym_line(double *acc, const double *c0, const double *const *lo, const double *const *hi,
                      const double *w, int r, int n) {
     int j = 0;

@@ -92,7 +92,7 @@ int qbc_motion_blur_u8(uint8_t *out, const uint8_t *in, int h, int w, int c, dou
     }
     /* 257·v (the 16-bit quantum) as doubles, each row padded by R samples of its edge value on
      * both sides, so every tap reads one contiguous run; the sum per sample is still
-     * 0 + Σ_{i=0..W−1} k[i]·(257·v) in tap order, 16 samples at a time in registers. */
+     * 0 + Σ_{i=0..W−1} k[i]·(257·v) in tap order, 32 (then 16) samples at a time in registers. */
     int R = 0;
     for (int i = 0; i < W; i++) R = abs(dx[i]) > R ? abs(dx[i]) : R;
     size_t rowlen = (size_t)w * c, prow = ((size_t)w + 2 * (size_t)R) * c;

@@ -41,7 +41,7 @@ int qb_snow(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_cor
     if (!rc) rc = qbc_motion_blur_u8(L8, N8, S, S, 1, c[4], c[5], angle);
     if (!rc) {
         float blend = (float)c[6], rest = (float)(1.0 - c[6]);
-        double *t0 = Z, *t1 = Z + S, *t2 = Z + 2 * S; /* Z is free again: three rows of sums */
+        double *t0 = Z, *t1 = Z + S, *t2 = Z + 2 * S; /* Z is free again: three rows of sums (3·S ≤ S², S ≥ 32) */
         uint8_t *b8 = N8;                              /* and N8: their bytes */
         for (int i = 0; i < S; i++) {
             const uint8_t *p = in + (size_t)i * S * 3, *l1 = L8 + (size_t)i * S, *l2 = L8 + (size_t)(S - 1 - i) * S;

@@ -138,7 +138,7 @@ typedef uint8_t rs_v4b __attribute__((vector_size(4)));
 void qb_resample_h(uint8_t *dst, int out_w, const uint8_t *src, int in_w, int rows, const int *bounds,
                        const int32_t *kk, int ksize) {
     for (int y = 0; y < rows; y++) {
-        const uint8_t *s = src + (size_t)y * in_w * 3, *end = s + (size_t)in_w * 3;
+        const uint8_t *s = src + (size_t)y * in_w * 3;
         uint8_t *d = dst + (size_t)y * out_w * 3;
         int x = 0;
         /* vector form while every tap's 4-byte load stays inside the row (the same integer sums
@@ -147,7 +147,7 @@ void qb_resample_h(uint8_t *dst, int out_w, const uint8_t *src, int in_w, int ro
             const uint8_t *p = s + (size_t)bounds[2 * x] * 3;
             const int32_t *k = kk + (size_t)x * ksize;
             int n = bounds[2 * x + 1];
-            if (p + 3 * (size_t)n + 1 > end) break;
+            if (((size_t)bounds[2 * x] + (size_t)n) * 3 + 1 > (size_t)in_w * 3) break; /* the last load's 4th byte */
             rs_v4i a = {1 << (PRECISION_BITS - 1), 1 << (PRECISION_BITS - 1), 1 << (PRECISION_BITS - 1), 0};
             for (int t = 0; t < n; t++) {
                 rs_v4b b;

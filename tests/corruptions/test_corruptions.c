@@ -343,9 +343,10 @@ END_TEST
  * per chunk of 1024 values, flipped = the value's 32-bit half of the first (m + 1)/2 words below
  * round(a·2^32), salted = its bit of the next words (catches the vector path's lane order). */
 START_TEST(test_impulse_definition) {
-    int S = 224;
+    int S = 225; /* 151875 values: 148 chunks and a 323-value tail (the scalar path) */
     size_t n = (size_t)S * S * 3;
     uint8_t *in = malloc(n), *out = malloc(n);
+    ck_assert(in && out);
     uint32_t h = 7;
     for (size_t k = 0; k < n; k++) h = h * 1664525u + 1013904223u, in[k] = (uint8_t)(h >> 24);
     qb_corrupt_ctx ctx = {QB_PRESET_IMAGENET, S, NULL};
