@@ -391,13 +391,6 @@ int qb_zoom_blur_sevs(uint8_t *const out[6], const uint8_t *in, unsigned mask, c
     return 0;
 }
 
-int qb_zoom_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
-    (void)rng;
-    uint8_t *o[6] = {0};
-    o[sev] = out;
-    return qb_zoom_blur_sevs(o, in, 1u << sev, ctx);
-}
-
 /* ---------------- gaussian_blur ---------------- */
 
 static const double gblur_sigma[3][5] = {{1, 2, 3, 4, 6}, {0.5, 0.75, 1, 1.25, 1.5}, {0.4, 0.6, 0.7, 0.8, 1}};

@@ -75,9 +75,9 @@ typedef int (*qb_corrupt_sevs_fn)(uint8_t *const out[6], const uint8_t *in, unsi
 typedef struct {
     const char *name;
     const char *group;     /* noise, blur, weather, digital, extra */
-    qb_corrupt_fn fn;
+    qb_corrupt_fn fn;        /* NULL: computed through sevs, one severity at a time too */
     int stochastic;
-    qb_corrupt_sevs_fn sevs; /* NULL: severities computed one by one */
+    qb_corrupt_sevs_fn sevs; /* NULL: severities computed one by one with fn */
 } qb_corruption;
 
 extern const qb_corruption qb_corruptions[QB_N_CORRUPTIONS]; /* in the scripts' order; first 15 = common */
@@ -125,20 +125,17 @@ int qb_speckle_noise(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, con
 int qb_defocus_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 int qb_glass_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 int qb_motion_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
-int qb_zoom_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 int qb_zoom_blur_sevs(uint8_t *const out[6], const uint8_t *in, unsigned mask, const qb_corrupt_ctx *ctx);
 int qb_gaussian_blur(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 int qb_snow(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 int qb_frost_corrupt(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 int qb_fog(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
-int qb_brightness(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 int qb_brightness_sevs(uint8_t *const out[6], const uint8_t *in, unsigned mask, const qb_corrupt_ctx *ctx);
 int qb_spatter(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 int qb_contrast(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 int qb_elastic_transform(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 int qb_pixelate(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 int qb_jpeg_compression(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
-int qb_saturate(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx);
 int qb_saturate_sevs(uint8_t *const out[6], const uint8_t *in, unsigned mask, const qb_corrupt_ctx *ctx);
 
 #endif

@@ -170,18 +170,22 @@ static inline ctr_v4 ctr_mix_v4(ctr_v4 x) { /* ctr_mix lane by lane */
     x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
     return x ^ (x >> 31);
 }
-static void ctr_fill(qb_rng *g, uint64_t *u, size_t n) {
+/* n words of the stream from its counter on: one finaliser round (two = 0), or the two rounds of
+ * qb_rng_u64 (mix(mix(key + c·G) ^ key): its words exactly) */
+static inline void ctr_fill_rounds(qb_rng *g, uint64_t *u, size_t n, int two) {
     const uint64_t G = 0x9E3779B97F4A7C15ull;
     uint64_t key = g->key, c0 = g->counter, z0 = key + c0 * G;
     ctr_v4 z = {z0, z0 + G, z0 + 2 * G, z0 + 3 * G};
     size_t i = 0;
     for (; i + 4 <= n; i += 4, z += 4 * G) {
         ctr_v4 x = ctr_mix_v4(z);
+        if (two) x = ctr_mix_v4(x ^ key);
         memcpy(u + i, &x, sizeof x);
     }
-    for (; i < n; i++) u[i] = ctr_mix(key + (c0 + i) * G);
+    for (; i < n; i++) u[i] = two ? ctr_mix(ctr_mix(key + (c0 + i) * G) ^ key) : ctr_mix(key + (c0 + i) * G);
     g->counter = c0 + n;
 }
+static void ctr_fill(qb_rng *g, uint64_t *u, size_t n) { ctr_fill_rounds(g, u, n, 0); }
 static inline uint64_t ctr_one(qb_rng *g) {
     uint64_t u;
     ctr_fill(g, &u, 1);
@@ -197,53 +201,35 @@ void qbc_words(qb_crng *r, uint64_t *out, size_t n) {
         }
 }
 
-void qbc_uniforms(qb_crng *r, double *out, size_t n) {
-    if (r->kind != QB_CRNG_COUNTER) {
-        for (size_t i = 0; i < n; i++) out[i] = qb_crng_uniform(r);
-        return;
-    }
-    /* (u64 >> 11) · 2^−53, the 53-bit integer converted exactly as two 26/27-bit halves through
-     * the 2^52 exponent trick (vectorisable, unlike u64 → double on AVX2) */
-    uint64_t buf[256];
+/* (word >> 11) · 2^−53 for m words, the 53-bit integer converted exactly as two 26/27-bit halves
+ * through the 2^52 exponent trick (vectorisable, unlike u64 → double on AVX2) */
+static void words_to_unit(double *out, const uint64_t *w, size_t m) {
     const double two52 = 4503599627370496.0;
-    for (size_t i = 0; i < n; i += 256) {
-        size_t m = n - i < 256 ? n - i : 256;
-        ctr_fill(&r->ctr, buf, m);
 #pragma omp simd
-        for (size_t j = 0; j < m; j++) {
-            uint64_t x = buf[j] >> 11, bh = 0x4330000000000000ull | (x >> 26), bl = 0x4330000000000000ull | (x & 0x3FFFFFFu);
-            double dh, dl;
-            memcpy(&dh, &bh, 8), memcpy(&dl, &bl, 8);
-            out[i + j] = ((dh - two52) * 67108864.0 + (dl - two52)) * (1.0 / 9007199254740992.0);
-        }
+    for (size_t j = 0; j < m; j++) {
+        uint64_t x = w[j] >> 11, bh = 0x4330000000000000ull | (x >> 26), bl = 0x4330000000000000ull | (x & 0x3FFFFFFu);
+        double dh, dl;
+        memcpy(&dh, &bh, 8), memcpy(&dl, &bl, 8);
+        out[j] = ((dh - two52) * 67108864.0 + (dl - two52)) * (1.0 / 9007199254740992.0);
     }
 }
 
-/* qb_crng_uniform n times, in bulk: for the counter stream the two-round words of qb_rng_u64
- * (key + c·G, mixed, ^ key, mixed), four lanes at a time — the same values in the same order. */
-void qbc_uniforms_exact(qb_crng *r, double *out, size_t n) {
+/* n uniforms: the counter stream's bulk words (one round), or the given stream draw by draw;
+ * two = 1: qb_crng_uniform's own values (the two-round words), in bulk */
+static void uniforms_rounds(qb_crng *r, double *out, size_t n, int two) {
     if (r->kind != QB_CRNG_COUNTER) {
         for (size_t i = 0; i < n; i++) out[i] = qb_crng_uniform(r);
         return;
     }
-    const uint64_t G = 0x9E3779B97F4A7C15ull;
-    qb_rng *g = &r->ctr;
-    uint64_t key = g->key, c0 = g->counter, z0 = c0 * G + key;
-    ctr_v4 z = {z0, z0 + G, z0 + 2 * G, z0 + 3 * G};
-    size_t i = 0;
-    typedef double v4d __attribute__((vector_size(32)));
-    const ctr_v4 ex = {0x4330000000000000ull, 0x4330000000000000ull, 0x4330000000000000ull, 0x4330000000000000ull};
-    const v4d two52 = {4503599627370496.0, 4503599627370496.0, 4503599627370496.0, 4503599627370496.0};
-    for (; i + 4 <= n; i += 4, z += 4 * G) {
-        ctr_v4 x = ctr_mix_v4(ctr_mix_v4(z) ^ key) >> 11;
-        /* the 53-bit integer as two exact halves through the 2^52 exponent trick (as qbc_uniforms) */
-        v4d dh = (v4d)(ex | (x >> 26)) - two52, dl = (v4d)(ex | (x & 0x3FFFFFFu)) - two52;
-        v4d u = (dh * 67108864.0 + dl) * (1.0 / 9007199254740992.0);
-        memcpy(out + i, &u, sizeof u);
+    uint64_t buf[256];
+    for (size_t i = 0; i < n; i += 256) {
+        size_t m = n - i < 256 ? n - i : 256;
+        ctr_fill_rounds(&r->ctr, buf, m, two);
+        words_to_unit(out + i, buf, m);
     }
-    g->counter = c0 + i;
-    for (; i < n; i++) out[i] = qb_rng_uniform(g);
 }
+void qbc_uniforms(qb_crng *r, double *out, size_t n) { uniforms_rounds(r, out, n, 0); }
+void qbc_uniforms_exact(qb_crng *r, double *out, size_t n) { uniforms_rounds(r, out, n, 1); }
 
 void qbc_below(qb_crng *r, double a, uint8_t *out, size_t n) {
     if (r->kind != QB_CRNG_COUNTER) {

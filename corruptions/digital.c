@@ -258,9 +258,4 @@ int qb_saturate_sevs(uint8_t *const out[6], const uint8_t *in, unsigned mask, co
     for (int s = 1; s <= 5; s++) mult[s] = saturate_params[ctx->preset][s - 1][0], add[s] = saturate_params[ctx->preset][s - 1][1];
     return qbc_hsv_affine(out, in, ctx->S, 1, mult, add, mask);
 }
-int qb_saturate(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
-    (void)rng;
-    uint8_t *o[6] = {0};
-    o[sev] = out;
-    return qb_saturate_sevs(o, in, 1u << sev, ctx);
-}
+

@@ -24,7 +24,8 @@ static int gauss_taps(double sigma, double truncate, double **w_out) {
 static inline int ext_index(int j, int n, int reflect) { return reflect ? qbc_reflect(j, n) : qbc_clampi(j, 0, n - 1); }
 
 /* One output line of SciPy's symmetric sum, n samples:
- * acc[j] = c0[j]·w0 + Σ_{m=r..1} (lo[m][j] + hi[m][j])·w[m], 32 (then 16) samples at a time. */
+ * acc[j] = c0[j]·w0 + Σ_{m=r..1} (lo[m][j] + hi[m][j])·w[m], 32 samples at a time (every preset's
+ * lines are multiples of 32; the rest one by one, the same sums). */
 static void sym_line(double *acc, const double *c0, const double *const *lo, const double *const *hi,
                      const double *w, int r, int n) {
     int j = 0;
@@ -43,17 +44,6 @@ static void sym_line(double *acc, const double *c0, const double *const *lo, con
         double *o = acc + j;
         qbc_st4(o, s0), qbc_st4(o + 4, s1), qbc_st4(o + 8, s2), qbc_st4(o + 12, s3);
         qbc_st4(o + 16, s4), qbc_st4(o + 20, s5), qbc_st4(o + 24, s6), qbc_st4(o + 28, s7);
-    }
-    for (; j + 16 <= n; j += 16) {
-        qbc_v4d s0 = qbc_ld4(c0 + j) * w[0], s1 = qbc_ld4(c0 + j + 4) * w[0];
-        qbc_v4d s2 = qbc_ld4(c0 + j + 8) * w[0], s3 = qbc_ld4(c0 + j + 12) * w[0];
-        for (int m = r; m >= 1; m--) {
-            const double *a = lo[m] + j, *b = hi[m] + j;
-            double wm = w[m];
-            s0 += (qbc_ld4(a) + qbc_ld4(b)) * wm, s1 += (qbc_ld4(a + 4) + qbc_ld4(b + 4)) * wm;
-            s2 += (qbc_ld4(a + 8) + qbc_ld4(b + 8)) * wm, s3 += (qbc_ld4(a + 12) + qbc_ld4(b + 12)) * wm;
-        }
-        qbc_st4(acc + j, s0), qbc_st4(acc + j + 4, s1), qbc_st4(acc + j + 8, s2), qbc_st4(acc + j + 12, s3);
     }
     for (; j < n; j++) {
         double s = c0[j] * w[0];

@@ -92,7 +92,7 @@ int qbc_motion_blur_u8(uint8_t *out, const uint8_t *in, int h, int w, int c, dou
     }
     /* 257·v (the 16-bit quantum) as doubles, each row padded by R samples of its edge value on
      * both sides, so every tap reads one contiguous run; the sum per sample is still
-     * 0 + Σ_{i=0..W−1} k[i]·(257·v) in tap order, 32 (then 16) samples at a time in registers. */
+     * 0 + Σ_{i=0..W−1} k[i]·(257·v) in tap order, 32 samples at a time in registers. */
     int R = 0;
     for (int i = 0; i < W; i++) R = abs(dx[i]) > R ? abs(dx[i]) : R;
     size_t rowlen = (size_t)w * c, prow = ((size_t)w + 2 * (size_t)R) * c;
@@ -124,15 +124,6 @@ int qbc_motion_blur_u8(uint8_t *out, const uint8_t *in, int h, int w, int c, dou
             double *a = acc + j;
             qbc_st4(a, s0), qbc_st4(a + 4, s1), qbc_st4(a + 8, s2), qbc_st4(a + 12, s3);
             qbc_st4(a + 16, s4), qbc_st4(a + 20, s5), qbc_st4(a + 24, s6), qbc_st4(a + 28, s7);
-        }
-        for (; j + 16 <= rowlen; j += 16) {
-            qbc_v4d s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
-            for (int i = 0; i < W; i++) {
-                const double *e = tap[i] + j;
-                double ki = k[i];
-                s0 += ki * qbc_ld4(e), s1 += ki * qbc_ld4(e + 4), s2 += ki * qbc_ld4(e + 8), s3 += ki * qbc_ld4(e + 12);
-            }
-            qbc_st4(acc + j, s0), qbc_st4(acc + j + 4, s1), qbc_st4(acc + j + 8, s2), qbc_st4(acc + j + 12, s3);
         }
         for (; j < rowlen; j++) {
             double s0 = 0;
@@ -640,9 +631,7 @@ int qbc_hsv_affine(uint8_t *const out[6], const uint8_t *in, int S, int channel,
                 c2[j] = t < 0 ? 0 : t > 1 ? 1 : t;
             }
             qbc_hsv2rgb_row(r, g, b, h, channel == 1 ? c2 : s, channel == 1 ? v : c2, S);
-            uint8_t *o = out[sev] + (size_t)y * S * 3, *b8 = (uint8_t *)c2; /* c2 is free again */
-            qbc_out8n_row(b8, r, S, 0), qbc_out8n_row(b8 + S, g, S, 0), qbc_out8n_row(b8 + 2 * S, b, S, 0);
-            for (int j = 0; j < S; j++) o[3 * j] = b8[j], o[3 * j + 1] = b8[S + j], o[3 * j + 2] = b8[2 * S + j];
+            qbc_out8n_planes3(out[sev] + (size_t)y * S * 3, r, (size_t)S, (uint8_t *)c2); /* r, g, b contiguous; c2 free */
         }
     }
     return 0;

@@ -149,6 +149,12 @@ static inline void qbc_out8n_row(uint8_t *o, const double *v, size_t n, int mode
     for (; j < n; j++)
         o[j] = mode == 2 ? (uint8_t)(v[j] < 0 ? 0 : v[j] > 255 ? 255 : v[j]) : mode ? (uint8_t)(int32_t)(v[j] * 255.0) : qbc_out8n(v[j]);
 }
+/* Three planes of n values (p, p + n, p + 2n) to interleaved bytes o[3j + k] = qbc_out8n(p[k·n + j]),
+ * through qbc_out8n_row into b8 (3n bytes). */
+static inline void qbc_out8n_planes3(uint8_t *o, const double *p, size_t n, uint8_t *b8) {
+    qbc_out8n_row(b8, p, 3 * n, 0);
+    for (size_t j = 0; j < n; j++) o[3 * j] = b8[j], o[3 * j + 1] = b8[n + j], o[3 * j + 2] = b8[2 * n + j];
+}
 static inline uint8_t qbc_out8f(float v) {
     v = v > 0 ? v : 0; /* two selects (maxss/minss), not branches; NaN → 0 */
     v = v < 1 ? v : 1;

@@ -10,11 +10,11 @@ const qb_corruption qb_corruptions[QB_N_CORRUPTIONS] = {
     {"defocus_blur", "blur", qb_defocus_blur, 0, NULL},
     {"glass_blur", "blur", qb_glass_blur, 1, NULL},
     {"motion_blur", "blur", qb_motion_blur, 1, NULL},
-    {"zoom_blur", "blur", qb_zoom_blur, 0, qb_zoom_blur_sevs},
+    {"zoom_blur", "blur", NULL, 0, qb_zoom_blur_sevs},
     {"snow", "weather", qb_snow, 1, NULL},
     {"frost", "weather", qb_frost_corrupt, 1, NULL},
     {"fog", "weather", qb_fog, 1, NULL},
-    {"brightness", "weather", qb_brightness, 0, qb_brightness_sevs},
+    {"brightness", "weather", NULL, 0, qb_brightness_sevs},
     {"contrast", "digital", qb_contrast, 0, NULL},
     {"elastic_transform", "digital", qb_elastic_transform, 1, NULL},
     {"pixelate", "digital", qb_pixelate, 0, NULL},
@@ -22,7 +22,7 @@ const qb_corruption qb_corruptions[QB_N_CORRUPTIONS] = {
     {"speckle_noise", "extra", qb_speckle_noise, 1, NULL},
     {"gaussian_blur", "extra", qb_gaussian_blur, 0, NULL},
     {"spatter", "extra", qb_spatter, 1, NULL},
-    {"saturate", "extra", qb_saturate, 0, qb_saturate_sevs},
+    {"saturate", "extra", NULL, 0, qb_saturate_sevs},
 };
 
 /* §5.2: hendrycks/robustness README at 76d9393, torchvision AlexNet. */
@@ -116,6 +116,11 @@ int qb_corrupt(uint8_t *out, const uint8_t *in, int idx, int sev, qb_crng_kind k
     qb_crng r;
     if (kind == QB_CRNG_NUMPY) qb_crng_numpy(&r, (uint32_t)seed);
     else qb_crng_counter(&r, seed, image_id, qb_corruptions[idx].name, sev);
+    if (!qb_corruptions[idx].fn) { /* a corruption computed through its several-severity function */
+        uint8_t *o[6] = {NULL};
+        o[sev] = out;
+        return qb_corruptions[idx].sevs(o, in, 1u << sev, ctx);
+    }
     return qb_corruptions[idx].fn(out, in, sev, &r, ctx);
 }
 

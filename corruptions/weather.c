@@ -56,8 +56,7 @@ int qb_snow(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_cor
                 float w2 = blend * v2 + rest * (v2 > hi ? v2 : hi);
                 t0[j] = ((double)w0 + L) + L2, t1[j] = ((double)w1 + L) + L2, t2[j] = ((double)w2 + L) + L2;
             }
-            qbc_out8n_row(b8, t0, 3 * (size_t)S, 0); /* the three rows are contiguous: one call */
-            for (int j = 0; j < S; j++) o[3 * j] = b8[j], o[3 * j + 1] = b8[S + j], o[3 * j + 2] = b8[2 * S + j];
+            qbc_out8n_planes3(o, t0, (size_t)S, b8);
         }
     }
     return rc;
@@ -210,12 +209,6 @@ int qb_brightness_sevs(uint8_t *const out[6], const uint8_t *in, unsigned mask, 
     double mult[6] = {1, 1, 1, 1, 1, 1}, add[6] = {0};
     for (int s = 1; s <= 5; s++) add[s] = brightness_c[ctx->preset][s - 1];
     return qbc_hsv_affine(out, in, ctx->S, 2, mult, add, mask);
-}
-int qb_brightness(uint8_t *out, const uint8_t *in, int sev, qb_crng *rng, const qb_corrupt_ctx *ctx) {
-    (void)rng;
-    uint8_t *o[6] = {0};
-    o[sev] = out;
-    return qb_brightness_sevs(o, in, 1u << sev, ctx);
 }
 
 /* ---------------- spatter ---------------- */
