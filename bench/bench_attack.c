@@ -55,7 +55,8 @@ int main(int argc, char **argv) {
         double t = qb_now();
         if (qb_attack_run(&ws, QB_ATK_PGD, &c, x, y, ids, n, adv)) { fprintf(stderr, "bench: %s\n", qb_last_error()); return 1; }
         t = qb_now() - t;
-        printf("questbench %s pgd10 %.3f\n", a, n / t);
+        /* ten forward + input-gradient passes per image, counted as bench_vit counts them */
+        printf("questbench %s pgd10 %.3f img/s %.1f GFLOP/s\n", a, n / t, n / t * 10 * 2 * vit_forward_flops(&m.cfg) / 1e9);
         fflush(stdout);
         qb_attack_ws_free(&ws);
         vit_free(&m);

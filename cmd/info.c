@@ -38,10 +38,7 @@ int cmd_info(int argc, char **argv) {
     printf("parameters: %zu\n", m.vit.num_params);
     printf("mean: %.6g,%.6g,%.6g\nstd: %.6g,%.6g,%.6g\n", c->mean[0], c->mean[1], c->mean[2], c->std[0], c->std[1], c->std[2]);
     printf("crop_pct: %.9g\ninterpolation: %s\n", m.crop_pct, qb_interp_name(m.interp));
-    double gmac = 0;
-    double N = c->n_tokens, D = c->dim, F = c->mlp_dim;
-    gmac = c->n_patches * 3.0 * c->patch * c->patch * D + c->depth * (N * D * 3 * D + 2 * N * N * D + N * D * D + 2 * N * D * F) + D * c->classes;
-    printf("gflops_per_image: %.3f\n", 2 * gmac / 1e9);
+    printf("gflops_per_image: %.3f\n", vit_forward_flops(c) / 1e9);
     qb_model_free(&m);
     return 0;
 }

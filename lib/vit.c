@@ -50,6 +50,13 @@ int vit_config_finish(vit_config *c) {
     return 0;
 }
 
+double vit_forward_flops(const vit_config *c) {
+    double N = c->n_tokens, D = c->dim, F = c->mlp_dim;
+    double mac = c->n_patches * (double)c->in_chans * c->patch * c->patch * D +
+                 c->depth * (N * D * 3 * D + 2 * N * N * D + N * D * D + 2 * N * D * F) + D * c->classes;
+    return 2 * mac;
+}
+
 /* ----------------------------------------------------------------------------------------
  * parameters */
 

@@ -38,6 +38,10 @@ int vit_attn_parse(const char *s, vit_attn *out); /* "sdpa"|"qknorm"|"quest"; 0 
 /* Fill derived fields (grid, tokens, head_dim, default scale) and validate; QB_EXIT_MODEL on nonsense. */
 int vit_config_finish(vit_config *c);
 
+/* Floating-point operations (2 per multiply-add) of one image's forward pass, the matrix
+ * products only (engine.md §1.5); a forward + input-gradient pass is counted as twice this. */
+double vit_forward_flops(const vit_config *c);
+
 /* Parameters: one flat arena, named pointers into it (timm key in the comment). */
 typedef struct {
     float *patchw; /* (D, C*P*P)  patch_embed.proj.weight */

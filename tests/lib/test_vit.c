@@ -229,6 +229,24 @@ START_TEST(test_backward_rejects_bad_input) {
 }
 END_TEST
 
+/* ViT-S/16 224 (timm: 4.6 GMACs): patch embedding 196·768·384, per block 197·384·(3·384 +
+ * 384 + 2·1536) + 2·197²·384, head 384·1000 multiply-adds */
+START_TEST(test_forward_flops_vit_s) {
+    vit_config c = {0};
+    c.img_size = 224, c.patch = 16, c.in_chans = 3, c.dim = 384, c.depth = 12, c.heads = 6, c.mlp_dim = 1536;
+    c.classes = 1000, c.class_token = 1, c.qkv_bias = 1, c.pool = VIT_POOL_TOKEN, c.attn = VIT_ATTN_SDPA;
+    for (int i = 0; i < 3; i++) c.std[i] = 0.5f;
+    ck_assert_int_eq(vit_config_finish(&c), 0);
+    double mac = 196.0 * 768 * 384 + 12 * (197.0 * 384 * 4608 + 2.0 * 197 * 197 * 384) + 384.0 * 1000;
+    ck_assert_double_eq(mac, 4598882304.0);
+    ck_assert_double_eq(vit_forward_flops(&c), 2 * mac);
+    c.class_token = 0, c.pool = VIT_POOL_AVG; /* 196 tokens */
+    ck_assert_int_eq(vit_config_finish(&c), 0);
+    mac = 196.0 * 768 * 384 + 12 * (196.0 * 384 * 4608 + 2.0 * 196 * 196 * 384) + 384.0 * 1000;
+    ck_assert_double_eq(vit_forward_flops(&c), 2 * mac);
+}
+END_TEST
+
 Suite *vit_suite(void) {
     Suite *s = suite_create("vit");
     TCase *tc = tcase_create("pytorch");
@@ -239,6 +257,7 @@ Suite *vit_suite(void) {
     tcase_add_loop_test(tc, test_thread_count_invariance, 0, N_FIXTURES);
     tcase_add_loop_test(tc, test_batch_independence, 0, N_FIXTURES);
     tcase_add_test(tc, test_backward_rejects_bad_input);
+    tcase_add_test(tc, test_forward_flops_vit_s);
     suite_add_tcase(s, tc);
     return s;
 }
