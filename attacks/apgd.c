@@ -83,7 +83,8 @@ static void apgd_start(const qb_attack_cfg *cfg, const float *x, qb_rng *r, size
 }
 
 /* One APGD run (autopgd attack_single_run) on n compacted images; broken[j] = 1 and
- * xbadv[j] set for images misclassified at some iterate. */
+ * xbadv[j] set for images misclassified at some iterate; ivec[6][j] = 1 where the start
+ * gradient is exactly zero. */
 static int apgd_single_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, const float *xc, const int *yc,
                            const int *tgt, const uint64_t *ids, const char *purpose, int n, int n_iter, int *broken,
                            float *xbadv) {
@@ -112,6 +113,7 @@ static int apgd_single_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, const flo
         double s = 0;
         for (size_t i = 0; i < d; i++) s += fabsf(g[j * d + i]);
         ws->zero_grad += s == 0; /* a masked or saturated gradient at the start (attacks.md §11.6) */
+        ws->ivec[6][j] = s == 0;
         broken[j] = qb_argmax(ws->logits + (size_t)j * K, K) != yc[j];
         if (broken[j]) memcpy(xbadv + j * d, xcur + j * d, d * sizeof(float));
         eta[j] = 2.0f * cfg->eps;
@@ -202,6 +204,8 @@ int qb_apgd_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, int targeted, const 
     float *xc = ws->buf[0], *xbadv = ws->buf[6], *clean_logits = ws->buf[7];
     int *yc = ws->ivec[0], *orig = ws->ivec[1], *active = ws->ivec[2], *broken = ws->ivec[3], *tgt = ws->ivec[4];
     uint64_t *idc = ws->ids;
+    int *zero_start = ws->ivec[7]; /* per input image, for the caller's sanity report (attacks.h) */
+    memset(zero_start, 0, sizeof(int) * n);
     memcpy(xadv, x, n * d * sizeof(float));
     /* images misclassified already are not attacked (autopgd perturb); the clean logits give the targets */
     int rc = qb_attack_predict(ws, x, n, active);
@@ -225,6 +229,7 @@ int qb_apgd_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, int targeted, const 
             else snprintf(purpose, sizeof purpose, "apgd-ce/restart%d", r);
             rc = apgd_single_run(ws, cfg, xc, yc, targeted ? tgt : NULL, idc, purpose, na, n_iter, broken, xbadv);
             if (rc) return rc;
+            for (int j = 0; j < na; j++) zero_start[orig[j]] |= ws->ivec[6][j];
             for (int j = 0; j < na; j++)
                 if (broken[j]) {
                     active[orig[j]] = 0;

@@ -88,7 +88,9 @@ typedef struct {
     uint64_t *ids;        /* (cap) compacted image ids */
     double *dscratch;     /* APGD: (n_iter + 4, cap) losses, grown on demand */
     size_t dscratch_len;
-    long zero_grad;       /* images whose start gradient was exactly zero (APGD, attacks.md §11.6) */
+    long zero_grad;       /* APGD runs (image x target x restart) whose start gradient was exactly zero
+                           * (attacks.md §11.6); per image: ivec[7][i] = 1 after an APGD qb_attack_run
+                           * for each input image i with such a start */
     long nonfinite;       /* NaN/Inf seen in logits or gradients */
     float *margin;        /* (cap) Square: each image's smallest margin of the last run (tests) */
 } qb_attack_ws;

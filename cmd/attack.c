@@ -26,14 +26,14 @@ qb_result attack_make_row(const run_ctx *r, const char *attack, double eps) {
     snprintf(w.model, sizeof w.model, "%s", r->model_name);
     snprintf(w.model_sha256, sizeof w.model_sha256, "%s", r->model_sha);
     snprintf(w.attention, sizeof w.attention, "%s", vit_attn_name(r->model->vit.cfg.attn));
-    snprintf(w.dataset, sizeof w.dataset, "%s", r->data);
+    snprintf(w.dataset, sizeof w.dataset, "%s", r->dataset_id);
     w.seed = r->base.seed;
     if (!attack) {
         snprintf(w.kind, sizeof w.kind, "clean");
         return w;
     }
     snprintf(w.kind, sizeof w.kind, "attack");
-    snprintf(w.attack, sizeof w.attack, "%.56s%s", attack, r->quantize ? "-q8" : "");
+    snprintf(w.attack, sizeof w.attack, "%s%s", attack, r->quantize ? "-q8" : "");
     snprintf(w.norm, sizeof w.norm, "%s%s", qb_norm_name(r->base.norm), r->eps_space_norm ? "-n" : "");
     w.eps = eps;
     return w;
@@ -43,7 +43,7 @@ static int row_done(const run_ctx *r, const qb_result *w) { return r->resume && 
 
 /* the stored value of a row skipped by --resume, as a percentage (-1 if absent) */
 double attack_row_value(const run_ctx *r, const qb_result *w) {
-    char a[1024], b[1024];
+    char a[2048], b[2048];
     qb_result_key(w, a, sizeof a);
     for (int i = r->prev.n - 1; i >= 0; i--) {
         qb_result_key(&r->prev.rows[i], b, sizeof b);
@@ -75,9 +75,100 @@ static int load_images(const qb_dataset *ds, int *order, int *n, int start, int 
     }
 }
 
+/* --per-image: start the file with its header, keeping with --resume the rows of passes
+ * whose results row is in --out (a pass killed before its results row is redone, so its
+ * earlier rows go); the rewrite is atomic (tmp + rename). Then it is appended to per pass. */
+static int per_image_open(run_ctx *r, const char *path) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *out = fopen(tmp, "w");
+    if (!out) return qb_error(QB_EXIT_IO, "%s: cannot write (%s)", path, strerror(errno));
+    fprintf(out, "%s\n", ATTACK_PER_IMAGE_HEADER);
+    FILE *in = r->resume ? fopen(path, "r") : NULL;
+    int rc = 0;
+    if (in) {
+        char *line = NULL, *copy = NULL;
+        size_t cap = 0;
+        ssize_t len;
+        for (int lineno = 1; (len = getline(&line, &cap, in)) > 0; lineno++) {
+            if (line[len - 1] != '\n') break; /* a torn tail */
+            line[len - 1] = 0;
+            if (lineno == 1) {
+                if (strcmp(line, ATTACK_PER_IMAGE_HEADER)) {
+                    rc = qb_error(QB_EXIT_DATA, "%s: not a per-image file of this version (its header differs); "
+                                                "give a new --per-image file", path);
+                    break;
+                }
+                continue;
+            }
+            free(copy);
+            if (!(copy = strdup(line))) { rc = qb_error(QB_EXIT_FAIL, "out of memory"); break; }
+            char *f[25];
+            if (qb_csv_split(copy, f, 25) != 24) {
+                rc = qb_error(QB_EXIT_DATA, "%s:%d: expected 24 comma-separated fields", path, lineno);
+                break;
+            }
+            qb_result k;
+            memset(&k, 0, sizeof k);
+            snprintf(k.model, sizeof k.model, "%s", f[0]);
+            snprintf(k.attention, sizeof k.attention, "%s", f[1]);
+            snprintf(k.dataset, sizeof k.dataset, "%s", f[2]);
+            snprintf(k.kind, sizeof k.kind, "attack");
+            snprintf(k.attack, sizeof k.attack, "%s", f[3]);
+            snprintf(k.norm, sizeof k.norm, "%s%s", f[4], !strcmp(f[7], "normalized") ? "-n" : "");
+            k.eps = strtod(f[5], NULL);
+            k.seed = strtoull(f[22], NULL, 10);
+            snprintf(k.run_id, sizeof k.run_id, "%s", r->run_id); /* the same shard as this run */
+            if (qb_results_has(&r->prev, &k)) fprintf(out, "%s\n", line);
+        }
+        free(line), free(copy);
+        fclose(in);
+    }
+    if (fflush(out) || fsync(fileno(out))) rc = rc ? rc : qb_error(QB_EXIT_IO, "%s: write failed", tmp);
+    fclose(out);
+    if (rc || rename(tmp, path)) {
+        unlink(tmp);
+        return rc ? rc : qb_error(QB_EXIT_IO, "%s: cannot replace (%s)", path, strerror(errno));
+    }
+    if (!(r->per_image = fopen(path, "a")) || !(r->pi_mem = open_memstream(&r->pi_buf, &r->pi_len)))
+        return qb_error(QB_EXIT_IO, "%s: cannot append (%s)", path, strerror(errno));
+    return 0;
+}
+
+/* --save-adv: the folder exists (or is made) and takes files, before any work */
+static int check_save_dir(const char *dir) {
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/", dir);
+    for (char *p = probe + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            int e = mkdir(probe, 0777);
+            *p = '/';
+            if (e && errno != EEXIST) return qb_error(QB_EXIT_IO, "--save-adv %s: cannot create the folder (%s)", dir, strerror(errno));
+        }
+    snprintf(probe, sizeof probe, "%s/.questbench-probe-%d", dir, (int)getpid());
+    FILE *f = fopen(probe, "w");
+    if (!f) return qb_error(QB_EXIT_IO, "--save-adv %s: cannot write there (%s)", dir, strerror(errno));
+    fclose(f);
+    unlink(probe);
+    return 0;
+}
+
+/* Append the pass's per-image rows in one write (before its results row: a run killed in
+ * between leaves rows that --resume drops, as their results row is missing). */
+static int flush_per_image(run_ctx *r) {
+    if (!r->per_image) return 0;
+    if (fflush(r->pi_mem)) return qb_error(QB_EXIT_FAIL, "out of memory");
+    int bad = r->pi_len && (fwrite(r->pi_buf, 1, r->pi_len, r->per_image) != r->pi_len || fflush(r->per_image) ||
+                            fsync(fileno(r->per_image)));
+    rewind(r->pi_mem);
+    r->pi_len = 0;
+    return bad ? qb_error(QB_EXIT_IO, "per-image file: write failed: %s", strerror(errno)) : 0;
+}
+
 /* Attack one model over the data set: a clean pass, then each eps x attack over all images
- * (its row appended as soon as it is done, so a killed run resumes at that granularity),
- * then the worst case per eps and group. */
+ * (its row appended as soon as it is done and passed the sanity checks, so a killed run
+ * resumes at that granularity), then the worst case per eps and group. */
 static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, long *skipped_out) {
     qb_model *m = r->model;
     const vit_config *c = &m->vit.cfg;
@@ -88,13 +179,28 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
         if (ds->items[i].label < 0 || ds->items[i].label >= K)
             return cmd_fail(qb_error(QB_EXIT_DATA, "%s: label %d is outside the model's %d classes", ds->items[i].rel,
                                      ds->items[i].label, K));
-    for (int e = 0; e < NE; e++)
-        if ((r->entries[e].kind == QB_ATK_APGD_T || r->entries[e].kind == ENTRY_STANDARD) && K < 4)
+    int has_targets = 0, has_standard = 0, has_pgd = 0;
+    for (int e = 0; e < NE; e++) {
+        int k = r->entries[e].kind;
+        if ((k == QB_ATK_APGD_T || k == ENTRY_STANDARD) && K < 4)
             return cmd_fail(qb_error(QB_EXIT_USAGE, "%s: apgd-t needs at least 4 classes, the model has %d", r->entries[e].name, K));
-    for (int e = 0; e < NE; e++)
-        if (r->entries[e].kind == ENTRY_STANDARD && r->base.steps > 0)
-            fprintf(stderr, "questbench: note: %s with --steps %d: APGD and FAB-T run %d iterations (AutoAttack: "
-                            "100); Square keeps its 5000 queries\n", r->entries[e].name, r->base.steps, r->base.steps);
+        has_targets |= k == QB_ATK_APGD_T || k == QB_ATK_FAB_T || k == ENTRY_STANDARD;
+        has_standard |= k == ENTRY_STANDARD, has_pgd |= k == QB_ATK_PGD;
+    }
+    attack_set_row_names(r);
+    /* settings that do not apply as given: said, never silently changed */
+    if (has_standard && r->base.steps > 0)
+        fprintf(stderr, "questbench: note: standard with --steps %d: APGD and FAB-T run %d iterations (AutoAttack: "
+                        "100); Square keeps its 5000 queries\n", r->base.steps, r->base.steps);
+    if (has_standard && r->base.restarts > 1)
+        fprintf(stderr, "questbench: note: standard runs 1 restart of each attack, as AutoAttack; --restarts %d applies "
+                        "to the attacks listed on their own\n", r->base.restarts);
+    if (has_pgd && r->base.restarts > 1 && !r->base.random_start && !r->compat)
+        fprintf(stderr, "questbench: note: pgd with --random-start off runs 1 restart (every restart would be the "
+                        "same run)\n");
+    if (has_targets && r->base.n_targets > K - 1)
+        fprintf(stderr, "questbench: note: --targets %d: %s has %d classes, so %d target classes are attacked\n",
+                r->base.n_targets, r->model_name, K, K - 1);
 
     /* what is left to do (--resume): an attack x eps is computed when its row or its group's worst row is missing */
     int *need = calloc((size_t)NE * NX, sizeof(int)), *emit = calloc((size_t)NE * NX, sizeof(int));
@@ -108,7 +214,7 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
             emit_worst[g * NX + ix] = !row_done(r, &w);
         }
         for (int ie = 0; ie < NE; ie++) {
-            qb_result a = attack_make_row(r, r->entries[ie].name, r->eps[ix].exact);
+            qb_result a = attack_make_row(r, r->entries[ie].row, r->eps[ix].exact);
             emit[ie * NX + ix] = !row_done(r, &a);
             need[ie * NX + ix] = emit[ie * NX + ix];
             for (int g = 0; g < NG; g++)
@@ -129,16 +235,19 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
     float *x = qb_malloc(sizeof(float) * batch * d), *xc = qb_malloc(sizeof(float) * batch * d);
     float *xadv = qb_malloc(sizeof(float) * batch * d), *xbest = qb_malloc(sizeof(float) * batch * d);
     int *order = calloc(N + 1, sizeof(int)), *y = calloc(batch, sizeof(int)), *yc = calloc(batch, sizeof(int));
-    int *ya = calloc(batch, sizeof(int));
+    int *ya = calloc(batch, sizeof(int)), *zero_start = calloc(batch, sizeof(int));
     int *clean_pred = calloc(N + 1, sizeof(int)), *pos = calloc(batch, sizeof(int)), *pred = calloc(batch, sizeof(int));
-    /* robust[(g·NX + ix)·N + k]: point k survives every attack of group g at eps ix */
+    /* robust[(g·NX + ix)·N + k]: point k survives every attack of group g at eps ix;
+     * broken[(ie·NX + ix)·N + k]: attack ie broke clean-correct point k (the Square check) */
     int *robust = calloc((size_t)(N + 1) * NX * NG, sizeof(int)), *alive = calloc(batch, sizeof(int));
+    unsigned char *broken = calloc((size_t)(N + 1) * NX * NE, 1);
+    int *bad_eps = calloc((size_t)NX * NG, sizeof(int)); /* a pass of the group failed the sanity checks */
     uint64_t *ids = calloc(batch, sizeof(uint64_t)), *idc = calloc(batch, sizeof(uint64_t));
     double *loss = calloc(batch, sizeof(double));
     const char **paths = calloc(batch, sizeof(char *));
     long worst[MAX_GROUPS * MAX_EPS] = {0};
-    if (!tal || !x || !xc || !xadv || !xbest || !order || !y || !yc || !ya || !clean_pred || !pos || !pred || !robust ||
-        !alive || !ids || !idc || !loss || !paths) {
+    if (!tal || !x || !xc || !xadv || !xbest || !order || !y || !yc || !ya || !zero_start || !clean_pred || !pos ||
+        !pred || !robust || !broken || !bad_eps || !alive || !ids || !idc || !loss || !paths) {
         rc = cmd_fail(qb_error(QB_EXIT_FAIL, "out of memory"));
         goto done;
     }
@@ -154,6 +263,7 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
         long sk0 = skipped;
         if ((rc = load_images(ds, order, &n_ok, start, batch, x, paths, m, skip_bad, &skipped))) { cmd_fail(rc); break; }
         int nb = batch < n_ok - start ? batch : n_ok - start;
+        if (nb <= 0) break; /* the batch's last images were all skipped */
         if ((rc = qb_attack_predict(&ws, x, nb, pred))) { cmd_fail(rc); break; }
         for (int j = 0; j < nb; j++) {
             int i = order[start + j];
@@ -163,6 +273,9 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
         progress += nb + (skipped - sk0);
         qb_progress_update(&pb, progress);
     }
+    if (!rc && n_ok == 0)
+        rc = cmd_fail(qb_error(QB_EXIT_DATA, "%s: none of the %d image(s) could be read (--skip-bad skipped them all)",
+                               r->data, N));
     if (rc) { qb_progress_finish(&pb); goto done; }
     /* a point wrong on the clean image is broken in every worst-case row (attacks.md §11.5),
      * also where an attack on clean predictions happens to flip it to the true label */
@@ -180,7 +293,7 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
             tally *t = &tal[ie * NX + ix];
             const entry *en = &r->entries[ie];
             int kind = en->kind;
-            long zg0 = ws.zero_grad;
+            t->has_zero_grad = kind == QB_ATK_APGD_CE || kind == QB_ATK_APGD_T || kind == ENTRY_STANDARD;
             for (int start = 0; start < n_ok && !rc; start += batch) {
                 int nb = batch < n_ok - start ? batch : n_ok - start;
                 /* the images loaded in the clean pass: a failure now is an error even with --skip-bad */
@@ -195,6 +308,7 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
                      * every point is attacked with its prediction as label */
                     ya[j] = en->label_pred ? cp : y[j];
                     alive[j] = en->label_pred || cp == y[j];
+                    zero_start[j] = 0;
                 }
                 memcpy(xbest, x, sizeof(float) * nb * d);
                 int n_stages = kind == ENTRY_STANDARD ? N_STAGES : 1;
@@ -216,6 +330,8 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
                         }
                     if (na > 0) {
                         if ((rc = qb_attack_run(&ws, k, &scfg, xc, yc, idc, na, xadv))) { cmd_fail(rc); break; }
+                        if (k == QB_ATK_APGD_CE || k == QB_ATK_APGD_T)
+                            for (int j = 0; j < na; j++) zero_start[pos[j]] |= ws.ivec[7][j];
                         if (r->quantize)
                             for (int j = 0; j < na; j++) attack_quantize_8bit(&scfg, xc + j * d, xadv + j * d, plane);
                         /* the verdict comes from a fresh forward on the returned point (attacks.md §11.4) */
@@ -243,13 +359,15 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
                      * unchanged) comes back as the clean image, which need not lie in an artefact range */
                     int attacked = memcmp(xa, x0, sizeof(float) * d) != 0;
                     float qtol = r->quantize ? 0.5f / 255 : 0; /* 8-bit rounding may step past a range end off the grid */
+                    int outside = 0, outside01 = 0, nan = 0;
                     for (size_t q = 0; q < d; q++) {
-                        int c = (int)(q / plane);
-                        t->outside += attacked && (xa[q] < cfg.lo[c] - qtol || xa[q] > cfg.hi[c] + qtol);
-                        t->outside01 += xa[q] < 0 || xa[q] > 1;
-                        t->nan += !isfinite(xa[q]);
+                        int ch = (int)(q / plane);
+                        outside |= attacked && (xa[q] < cfg.lo[ch] - qtol || xa[q] > cfg.hi[ch] + qtol);
+                        outside01 |= xa[q] < 0 || xa[q] > 1;
+                        nan |= !isfinite(xa[q]);
                         xc[q] = xa[q] - x0[q];
                     }
+                    t->outside += outside, t->outside01 += outside01, t->nan += nan, t->zero_grad += zero_start[j];
                     double linf = qb_attack_norm(QB_NORM_LINF, xc, plane, cfg.scale);
                     double l2 = qb_attack_norm(QB_NORM_L2, xc, plane, cfg.scale);
                     double nrm = cfg.norm == QB_NORM_LINF ? linf : l2;
@@ -257,16 +375,17 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
                     if (cfg.norm == QB_NORM_LINF ? nrm > cfg.eps + 1e-6 : nrm > cfg.eps * (1 + 1e-5)) t->over_eps++;
                     t->n++;
                     t->correct += ok;
+                    broken[((size_t)ie * NX + ix) * N + start + j] = clean_pred[i] == y[j] && p != y[j];
                     if (!ok)
                         for (int gg = 0; gg < NG; gg++)
                             if (attack_entry_in_group(r, en, gg)) robust[((size_t)gg * NX + ix) * N + start + j] = 0;
                     if (r->per_image) {
-                        attack_csv_common(r->per_image, r, en->name, ix, &cfg);
-                        fprintf(r->per_image, "%s,%d,%d,%d,%d,%d,%.7g,%.7g,%.7g,", ds->items[i].rel, y[j], clean_pred[i],
-                                p, clean_pred[i] == y[j] && p != y[j], ok, loss[j], linf, l2);
-                        attack_csv_tail(r->per_image, kind, &cfg);
+                        attack_csv_common(r->pi_mem, r, ie, ix, ds->items[i].rel);
+                        fprintf(r->pi_mem, "%d,%d,%d,%d,%d,%.7g,%.7g,%.7g,", y[j], clean_pred[i], p,
+                                clean_pred[i] == y[j] && p != y[j], ok, loss[j], linf, l2);
+                        attack_csv_tail(r->pi_mem, r, ie, ix, &cfg);
                     }
-                    if (r->save_dir && (rc = attack_save_png(r->save_dir, r->model_name, en->name, r->eps[ix].text,
+                    if (r->save_dir && (rc = attack_save_png(r->save_dir, r->model_name, en->row, r->eps[ix].text,
                                                              ds->items[i].rel, xa, S))) {
                         cmd_fail(rc);
                         break;
@@ -276,15 +395,23 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
                 qb_progress_update(&pb, progress);
             }
             if (rc) break;
-            t->zero_grad += ws.zero_grad - zg0;
+            /* the per-image rows are kept as evidence even when the pass fails its checks; its
+             * results row (and its eps's worst rows) only when it passes them */
+            if ((rc = flush_per_image(r))) { cmd_fail(rc); break; }
+            if (attack_tally_violations(en, t)) {
+                for (int g = 0; g < NG; g++)
+                    if (attack_entry_in_group(r, en, g)) bad_eps[g * NX + ix] = 1;
+                continue;
+            }
             if (emit[ie * NX + ix]) {
-                qb_result w = attack_make_row(r, en->name, r->eps[ix].exact);
+                qb_result w = attack_make_row(r, en->row, r->eps[ix].exact);
                 if ((rc = append_row(r, &w, t->n, t->correct))) { cmd_fail(rc); break; }
             }
         }
         for (int g = 0; g < NG && !rc; g++) {
             if (!emit_worst[g * NX + ix]) continue; /* every attack of the group was computed in this run (need[]) */
             for (int k = 0; k < n_ok; k++) worst[g * NX + ix] += robust[((size_t)g * NX + ix) * N + k];
+            if (bad_eps[g * NX + ix]) continue;
             qb_result w = attack_make_row(r, r->worst_name[g], r->eps[ix].exact);
             if ((rc = append_row(r, &w, n_ok, worst[g * NX + ix]))) { cmd_fail(rc); break; }
         }
@@ -292,12 +419,15 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
     qb_progress_finish(&pb);
     *skipped_out += skipped;
     if (rc) goto done;
-    long violations = attack_report(r, tal, need, emit_worst, worst, n_ok, clean_correct, skipped, ws.nonfinite);
-    if (violations) rc = cmd_fail(qb_error(QB_EXIT_FAIL, "sanity check failed: perturbations outside the eps-ball or [0,1], or NaN (see the report)"));
+    long violations = attack_report(r, tal, need, emit_worst, worst, broken, N, n_ok, clean_correct, skipped, ws.nonfinite);
+    if (violations)
+        rc = cmd_fail(qb_error(QB_EXIT_FAIL, "sanity check failed: perturbations outside the eps-ball or the range, or "
+                                             "NaN (see the report; those rows were not written)"));
 done:
     qb_attack_ws_free(&ws);
-    free(tal), free(x), free(xc), free(xadv), free(xbest), free(order), free(y), free(yc), free(ya), free(clean_pred), free(pos);
-    free(pred), free(robust), free(alive), free(ids), free(idc), free(loss), free(paths), free(need), free(emit);
+    free(tal), free(x), free(xc), free(xadv), free(xbest), free(order), free(y), free(yc), free(ya), free(zero_start);
+    free(clean_pred), free(pos), free(pred), free(robust), free(broken), free(bad_eps), free(alive), free(ids), free(idc);
+    free(loss), free(paths), free(need), free(emit);
     return rc;
 }
 
@@ -404,7 +534,6 @@ int cmd_attack(int argc, char **argv) {
     }
     if (attack_parse_list(attack_list, &r) || attack_parse_eps_list(eps_list, r.eps, &r.n_eps, r.base.norm))
         return QB_EXIT_USAGE;
-    attack_set_worst_names(&r);
     float probe;
     if (r.step_text && attack_parse_step(r.step_text, 1.0f, &probe)) {
         fprintf(stderr, "questbench: --step-size: expected a positive number, fraction or multiple of eps (0.15eps), got '%s'\n", r.step_text);
@@ -451,17 +580,17 @@ int cmd_attack(int argc, char **argv) {
     qb_dataset ds;
     if ((rc = qb_dataset_open(&ds, data, labels, subset, (int)limit))) { qb_results_free(&r.prev); return cmd_fail(rc); }
     if ((rc = cmd_apply_shard(&ds, shard_k, shard_n))) { qb_dataset_free(&ds); qb_results_free(&r.prev); return rc; }
-    char tmp_path[1100] = "";
-    if (per_image) {
-        snprintf(tmp_path, sizeof tmp_path, "%s.tmp.%d", per_image, (int)getpid());
-        if (!(r.per_image = fopen(tmp_path, "w"))) {
-            qb_dataset_free(&ds);
-            qb_results_free(&r.prev);
-            return cmd_fail(qb_error(QB_EXIT_IO, "%s: cannot write (%s)", per_image, strerror(errno)));
-        }
-        fprintf(r.per_image, "model,attention,attack,norm,eps,eps_255,eps_space,image,label,clean_pred,adv_pred,success,"
-                             "robust,loss,linf,l2,steps,step_size,restarts,seed,version\n");
+    if ((rc = cmd_dataset_id(r.dataset_id, sizeof r.dataset_id, data, labels, subset, limit)) ||
+        (r.save_dir && (rc = check_save_dir(r.save_dir))) || (per_image && (rc = per_image_open(&r, per_image)))) {
+        cmd_fail(rc);
+        if (r.per_image) fclose(r.per_image);
+        qb_dataset_free(&ds);
+        qb_results_free(&r.prev);
+        return rc;
     }
+    if (r.save_dir && !r.quantize)
+        fprintf(stderr, "questbench: note: --save-adv writes 8-bit PNG: a saved image can lie up to 0.5/255 per pixel "
+                        "off the scored float image (and so outside eps); --quantize scores the rounded images\n");
     long skipped = 0;
     for (int mi = 0; mi < n_models && !rc; mi++) {
         qb_model m;
@@ -477,17 +606,9 @@ int cmd_attack(int argc, char **argv) {
         qb_model_free(&m);
     }
     if (skipped) fprintf(stderr, "questbench: %ld image(s) skipped (--skip-bad)\n", skipped);
-    if (r.per_image) {
-        /* the per-image file is kept when only the sanity check failed: it is the evidence */
-        int keep = !rc || rc == QB_EXIT_FAIL;
-        if (keep && (fflush(r.per_image) || fsync(fileno(r.per_image)) || fclose(r.per_image) || rename(tmp_path, per_image))) {
-            rc = cmd_fail(qb_error(QB_EXIT_IO, "%s: write failed", per_image));
-            unlink(tmp_path);
-        } else if (!keep) {
-            fclose(r.per_image);
-            unlink(tmp_path);
-        }
-    }
+    if (r.per_image && fclose(r.per_image) && !rc) rc = cmd_fail(qb_error(QB_EXIT_IO, "%s: write failed", per_image));
+    if (r.pi_mem) fclose(r.pi_mem);
+    free(r.pi_buf);
     qb_results_free(&r.prev);
     qb_dataset_free(&ds);
     return rc;

@@ -20,14 +20,16 @@
 extern const qb_attack_kind STANDARD_STAGES[N_STAGES];
 
 typedef struct {
-    char text[32];   /* as given, for the table */
+    char text[64];   /* as given, for the table */
     float value;
     double exact;    /* the value in double (4/255 exactly as a double): the rows' eps */
 } eps_arg;
 
 typedef struct {
     int kind;        /* qb_attack_kind or ENTRY_STANDARD */
-    char name[32];   /* the rows' attack name: fgsm ... standard, or a compat name (fgsm-ell, standard-ell-fixed) */
+    char name[32];   /* the attack: fgsm ... standard, or a compat name (fgsm-ell, standard-ell-fixed) */
+    char tag[96];    /* the settings that differ from the defaults, "[steps=20;restarts=2]", or "" */
+    char row[128];   /* the rows' attack name: name + tag */
     int variant;     /* -1: standard protocol; QB_ELL_ARTEFACT or QB_ELL_FIXED under elliptical-compat */
     int label_pred;  /* attacked with the clean predictions as labels (--label-source pred, compat fgsm/pgd) */
     int group;       /* the worst-case group it belongs to */
@@ -38,7 +40,10 @@ typedef struct {
     long n, correct;
     long stage_correct[N_STAGES]; /* standard: robust after each stage */
     double max_norm;
-    long outside, outside01, nan, zero_grad, over_eps; /* outside: the attack's declared range; outside01: [0,1] */
+    /* points: outside the attack's declared range / [0,1], with a NaN, with an exactly zero
+     * start gradient (APGD stages only: has_zero_grad), beyond eps */
+    long outside, outside01, nan, zero_grad, over_eps;
+    int has_zero_grad;
 } tally;
 
 typedef struct {
@@ -46,12 +51,16 @@ typedef struct {
     char model_name[256];
     char model_sha[65];
     qb_model *model;
-    FILE *per_image;          /* --per-image (a temporary file renamed at the end) */
+    FILE *per_image;          /* --per-image, open for appending (each pass's rows in one write) */
+    char *pi_buf;             /* this pass's per-image rows (open_memstream) */
+    size_t pi_len;
+    FILE *pi_mem;
     const char *results_path; /* --out: the results file rows are appended to */
     const char *data;
+    char dataset_id[512];     /* the rows' dataset: data path and selection (cmd_dataset_id) */
     char run_id[64];
     int n_groups;
-    char worst_name[MAX_GROUPS][64]; /* "worst:<attack>+<attack>...": the set each per-point worst case covers */
+    char worst_name[MAX_GROUPS][256]; /* "worst:<attack>+<attack>...": the set each per-point worst case covers */
     qb_results prev;          /* --resume: the rows already in --out */
     int resume;
     int n_entries, n_eps;
@@ -71,7 +80,9 @@ int attack_parse_eps_list(const char *s, eps_arg *eps, int *n, qb_norm norm);
 /* the --attack list; under elliptical-compat each AutoAttack attack becomes two entries */
 int attack_parse_list(const char *s, run_ctx *r);
 int attack_parse_step(const char *s, float eps, float *out);
-void attack_set_worst_names(run_ctx *r);
+/* Per model (the target count depends on its classes): each entry's settings tag and row
+ * name, and the worst-case row names built from them. */
+void attack_set_row_names(run_ctx *r);
 /* Whether entry e counts in worst-case group g. Under elliptical-compat fgsm-ell and pgd-ell do
  * not clip, so they are the same attack for both range variants and count in both groups. */
 int attack_entry_in_group(const run_ctx *r, const entry *e, int g);
@@ -80,16 +91,22 @@ int attack_entry_cfg(const run_ctx *r, int ie, int ix, qb_attack_cfg *cfg);
 int attack_save_png(const char *dir, const char *model_name, const char *attack, const char *eps_text, const char *rel,
                     const float *x, int S);
 void attack_quantize_8bit(const qb_attack_cfg *cfg, const float *x, float *v, size_t plane);
-void attack_csv_common(FILE *f, const run_ctx *r, const char *attack, int ie, const qb_attack_cfg *cfg);
-void attack_csv_tail(FILE *f, int kind, const qb_attack_cfg *cfg);
+/* --per-image: the header, and a row's leading fields (to the image) and its settings tail */
+extern const char *const ATTACK_PER_IMAGE_HEADER;
+void attack_csv_common(FILE *f, const run_ctx *r, int ie, int ix, const char *rel);
+void attack_csv_tail(FILE *f, const run_ctx *r, int ie, int ix, const qb_attack_cfg *cfg);
 
 /* attack.c */
 qb_result attack_make_row(const run_ctx *r, const char *attack, double eps);
 double attack_row_value(const run_ctx *r, const qb_result *w);
 
 /* attack_report.c: prints the table and the sanity report; returns the number of sanity
- * violations. worst[g·NX + ix] are the worst-case counts computed this run. */
+ * violations. worst[g·NX + ix] are the worst-case counts computed this run; broken[(ie·NX +
+ * ix)·N + q]: attack ie broke the clean-correct point q (the per-point Square check). */
 long attack_report(const run_ctx *r, const tally *tal, const int *need, const int *emit_worst, const long *worst,
-                   int n_ok, long clean_correct, long skipped, long nonfinite);
+                   const unsigned char *broken, int N, int n_ok, long clean_correct, long skipped, long nonfinite);
+/* The points of one pass that break its rules (beyond eps, outside its range, NaN): its rows
+ * are not written. */
+long attack_tally_violations(const entry *e, const tally *t);
 
 #endif

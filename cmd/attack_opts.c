@@ -72,7 +72,7 @@ void attack_help(FILE *f) {
         "  --quantize          round adversarial images to 8 bits before scoring (rounded toward the clean\n"
         "                      image where nearest rounding would leave the eps-ball)\n"
         "  --skip-bad          skip images that fail to load (counted, named on stderr); by default the\n"
-        "                      first one stops the run with exit 4\n"
+        "                      first one stops the run with exit 4, as does a run where none loads\n"
         "  --out FILE.csv      append result rows to the questbench results file (README \"Results\"; one\n"
         "                      schema for every command), each row as soon as it is measured, row-atomic:\n"
         "                      kind=clean (clean accuracy, one per model) and kind=attack, one per model x\n"
@@ -82,16 +82,21 @@ void attack_help(FILE *f) {
         "                      normalized (and elliptical-compat) the norm is written linf-n|l2-n and eps\n"
         "                      in normalised units; with --quantize the attack name gets the suffix -q8\n"
         "  --resume            skip the measurements whose row is already in --out (same model, attention,\n"
-        "                      dataset, attack, norm, eps and seed); an eps whose 'worst' row is missing is\n"
-        "                      recomputed for every attack, but only missing rows are appended. The key does\n"
-        "                      not hold --steps/--restarts: use a fresh --out when changing them\n"
-        "  --per-image FILE.csv  one row per image x attack x eps, written atomically (tmp + rename):\n"
-        "                      model,attention,attack,norm,eps,eps_255,eps_space,image,label,clean_pred,\n"
-        "                      adv_pred,success,robust,loss,linf,l2,steps,step_size,restarts,seed,version\n"
-        "                      (success = clean-correct and broken, loss = cross-entropy at the returned\n"
-        "                      point, linf/l2 = norm of the perturbation in the eps space)\n"
-        "exit codes: 0 ok, 1 internal failure (incl. a perturbation outside the eps-ball or NaN),\n"
-        "            2 bad command line (eps <= 0 or > 1 for L-inf, unknown attack, steps 0),\n"
+        "                      dataset and selection, attack with its settings tag, norm, eps and seed); an\n"
+        "                      eps whose 'worst' row is missing is recomputed for every attack, but only\n"
+        "                      missing rows are appended. Settings that differ from the defaults are in the\n"
+        "                      attack's row name (pgd[steps=20;restarts=2]), so changing them never reuses rows\n"
+        "  --per-image FILE.csv  one row per image x attack x eps, each pass's rows appended in one write:\n"
+        "                      model,attention,dataset,attack,norm,eps,eps_255,eps_space,image,label,\n"
+        "                      clean_pred,adv_pred,success,robust,loss,linf,l2,steps,step_size,restarts,\n"
+        "                      random_start,targets,seed,version (success = clean-correct and broken, loss =\n"
+        "                      cross-entropy at the returned point, linf/l2 = norm of the perturbation in the\n"
+        "                      eps space; dataset, attack and eps as in the --out row). Without --resume the\n"
+        "                      file is started anew; with it, the rows of passes already in --out are kept\n"
+        "exit codes: 0 ok, 1 internal failure (incl. a perturbation outside the eps-ball or NaN: that\n"
+        "            pass's rows are not written),\n"
+        "            2 bad command line (eps <= 0 or > 1 for L-inf, a repeated eps, an empty list item,\n"
+        "            unknown attack, fgm under L-inf, steps 0),\n"
         "            3 bad model, 4 bad data (unreadable image, label outside the model's classes), 5 write error\n"
         QB_MODEL_OPTIONS_HELP);
 }
@@ -114,24 +119,50 @@ static int parse_number(const char *s, float *out) {
     return 0;
 }
 
-int attack_parse_eps_list(const char *s, eps_arg *eps, int *n, qb_norm norm) {
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", s);
+/* Split a comma list into at most max items, in place; an empty item (",,", a leading or
+ * trailing comma) is an error, as a list cut short by a typo must not run silently. */
+static int split_list(const char *flag, char *buf, char **items, int max, int *n) {
     *n = 0;
-    for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (*n >= MAX_EPS) { fprintf(stderr, "questbench: --eps: at most %d values\n", MAX_EPS); return -1; }
+    if (!*buf) { fprintf(stderr, "questbench: %s: empty list\n", flag); return -1; }
+    for (char *p = buf;;) {
+        char *c = strchr(p, ',');
+        if (c) *c = 0;
+        if (!*p) { fprintf(stderr, "questbench: %s: empty item in the list (a stray comma?)\n", flag); return -1; }
+        if (*n >= max) { fprintf(stderr, "questbench: %s: at most %d values\n", flag, max); return -1; }
+        items[(*n)++] = p;
+        if (!c) return 0;
+        p = c + 1;
+    }
+}
+
+int attack_parse_eps_list(const char *s, eps_arg *eps, int *n, qb_norm norm) {
+    char *buf = strdup(s), *items[MAX_EPS];
+    int ni = 0, rc = -1;
+    if (!buf || split_list("--eps", buf, items, MAX_EPS, &ni)) goto out;
+    *n = 0;
+    for (int i = 0; i < ni; i++) {
+        const char *tok = items[i];
         float v;
-        if (parse_number(tok, &v)) { fprintf(stderr, "questbench: --eps: expected a number or a fraction such as 4/255, got '%s'\n", tok); return -1; }
+        if (parse_number(tok, &v)) { fprintf(stderr, "questbench: --eps: expected a number or a fraction such as 4/255, got '%s'\n", tok); goto out; }
         if (!(v > 0) || (norm == QB_NORM_LINF && v > 1)) {
             fprintf(stderr, "questbench: --eps: %s is outside %s\n", tok, norm == QB_NORM_LINF ? "(0, 1]" : "(0, inf)");
-            return -1;
+            goto out;
         }
+        if (strlen(tok) >= sizeof eps[*n].text) { fprintf(stderr, "questbench: --eps: '%s' is too long\n", tok); goto out; }
+        /* the same radius twice would measure, and append, the same rows twice */
+        for (int j = 0; j < *n; j++)
+            if (eps[j].value == v) {
+                fprintf(stderr, "questbench: --eps: %s and %s are the same radius\n", eps[j].text, tok);
+                goto out;
+            }
         snprintf(eps[*n].text, sizeof eps[*n].text, "%s", tok);
         eps[*n].exact = last_parsed;
         eps[(*n)++].value = v;
     }
-    if (*n == 0) { fprintf(stderr, "questbench: --eps: empty list\n"); return -1; }
-    return 0;
+    rc = 0;
+out:
+    free(buf);
+    return rc;
 }
 
 static void add_entry(run_ctx *r, int kind, const char *base, int variant, int label_pred, int group) {
@@ -141,20 +172,26 @@ static void add_entry(run_ctx *r, int kind, const char *base, int variant, int l
 }
 
 int attack_parse_list(const char *s, run_ctx *r) {
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", s);
-    int kinds[MAX_ENTRIES], n = 0;
-    for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (n >= MAX_ENTRIES) { fprintf(stderr, "questbench: --attack: at most %d attacks\n", MAX_ENTRIES); return -1; }
+    char *buf = strdup(s), *items[MAX_ENTRIES];
+    int kinds[MAX_ENTRIES], n = 0, ni = 0;
+    if (!buf || split_list("--attack", buf, items, MAX_ENTRIES, &ni)) { free(buf); return -1; }
+    for (int i = 0; i < ni; i++, n++) {
+        const char *tok = items[i];
         qb_attack_kind k;
+        int bad = 0;
         if (!strcmp(tok, "standard")) kinds[n] = ENTRY_STANDARD;
-        else if (qb_attack_parse(tok, &k)) { fprintf(stderr, "questbench: --attack: %s\n", qb_last_error()); return -1; }
+        else if (qb_attack_parse(tok, &k)) { fprintf(stderr, "questbench: --attack: %s\n", qb_last_error()); bad = 1; }
         else kinds[n] = k;
-        for (int j = 0; j < n; j++)
-            if (kinds[j] == kinds[n]) { fprintf(stderr, "questbench: --attack: '%s' given twice\n", tok); return -1; }
-        n++;
+        /* fgm is the L2 attack: under L-inf it would silently be fgsm */
+        if (!bad && !strcmp(tok, "fgm") && r->base.norm == QB_NORM_LINF) {
+            fprintf(stderr, "questbench: --attack: fgm is the L2 one-step attack (--norm l2); under L-inf use fgsm\n");
+            bad = 1;
+        }
+        for (int j = 0; j < n && !bad; j++)
+            if (kinds[j] == kinds[n]) { fprintf(stderr, "questbench: --attack: '%s' given twice\n", tok); bad = 1; }
+        if (bad) { free(buf); return -1; }
     }
-    if (n == 0) { fprintf(stderr, "questbench: --attack: empty list\n"); return -1; }
+    free(buf);
     /* the canonical name (fgm is fgsm under --norm l2) names the rows. Under elliptical-compat
      * the -ell rows come first (in list order), then their -ell-fixed twins: 7 kinds give at
      * most 2 + 5·2 entries */
@@ -198,7 +235,82 @@ int attack_entry_in_group(const run_ctx *r, const entry *e, int g) {
     return r->compat && e->variant == QB_ELL_ARTEFACT && (e->kind == QB_ATK_FGSM || e->kind == QB_ATK_PGD);
 }
 
-void attack_set_worst_names(run_ctx *r) {
+/* The effective settings of entry ie at eps ix that a row's value depends on beyond its key
+ * fields (attacks.md defaults where a flag is absent). */
+typedef struct {
+    int steps, restarts, random_start, targets;
+    float step;
+} entry_settings;
+
+static entry_settings effective(const run_ctx *r, int ie, int ix) {
+    const entry *e = &r->entries[ie];
+    qb_attack_cfg c;
+    entry_settings s = {0};
+    if (attack_entry_cfg(r, ie, ix, &c)) return s;
+    int k = e->kind == ENTRY_STANDARD ? QB_ATK_APGD_CE : e->kind;
+    s.steps = c.steps > 0 ? c.steps : qb_attack_default_steps((qb_attack_kind)k);
+    s.restarts = c.restarts > 0 ? c.restarts : 1;
+    s.random_start = c.random_start;
+    if (e->kind == QB_ATK_PGD) {
+        s.step = c.step > 0 ? c.step : c.eps / (c.norm == QB_NORM_LINF ? 4.0f : 5.0f);
+        if (!c.random_start) s.restarts = 1; /* without a random start every restart is the same run */
+    }
+    if (e->kind == ENTRY_STANDARD) s.restarts = 1;
+    int K = r->model->vit.cfg.classes, t = c.n_targets > 0 ? c.n_targets : 9;
+    s.targets = t < K - 1 ? t : K - 1; /* as apgd.c and fab.c clamp it */
+    return s;
+}
+
+/* "[steps=20;restarts=2]": the settings of entry ie that differ from the defaults, so that rows
+ * measured with other settings never share a key (--resume, reports) with the default ones. */
+static void entry_tag(const run_ctx *r, int ie, char *out, size_t cap) {
+    const entry *e = &r->entries[ie];
+    run_ctx *d = malloc(sizeof *d);
+    out[0] = 0;
+    if (!d) return;
+    *d = *r;
+    d->base.steps = 0, d->base.restarts = 1, d->base.random_start = 1, d->base.n_targets = 9, d->step_text = NULL;
+    int diff_steps = 0, diff_restarts = 0, diff_start = 0, diff_targets = 0, diff_step = 0;
+    for (int ix = 0; ix < r->n_eps; ix++) {
+        entry_settings u = effective(r, ie, ix), f = effective(d, ie, ix);
+        diff_steps |= u.steps != f.steps, diff_restarts |= u.restarts != f.restarts;
+        diff_start |= u.random_start != f.random_start, diff_targets |= u.targets != f.targets;
+        diff_step |= u.step != f.step;
+    }
+    entry_settings u = effective(r, ie, 0);
+    free(d);
+    int k = e->kind;
+    int has_steps = k != QB_ATK_FGSM, has_restarts = k != QB_ATK_FGSM && k != ENTRY_STANDARD;
+    int has_targets = k == QB_ATK_APGD_T || k == QB_ATK_FAB_T || k == ENTRY_STANDARD;
+    size_t o = 0;
+#define PART(...) o += (size_t)snprintf(out + o, o < cap ? cap - o : 0, __VA_ARGS__), sep = ";"
+    const char *sep = "";
+    if (has_steps && diff_steps) PART("%s%s=%d", sep, k == QB_ATK_SQUARE ? "queries" : "steps", u.steps);
+    if (k == QB_ATK_PGD && diff_step) {
+        size_t n = strlen(r->step_text);
+        if (n > 3 && !strcmp(r->step_text + n - 3, "eps")) PART("%sstep=%s", sep, r->step_text);
+        else PART("%sstep=%.9g", sep, u.step);
+    }
+    if (k == QB_ATK_PGD && diff_start) PART("%sstart=%s", sep, u.random_start ? "random" : "clean");
+    if (has_restarts && diff_restarts) PART("%srestarts=%d", sep, u.restarts);
+    if (has_targets && diff_targets) PART("%stargets=%d", sep, u.targets);
+    if (!r->compat && e->label_pred) PART("%slabels=pred", sep);
+#undef PART
+    if (o) {
+        /* wrap the parts in brackets */
+        size_t n = strlen(out);
+        if (n + 3 > cap) n = cap - 3;
+        memmove(out + 1, out, n);
+        out[0] = '[', out[n + 1] = ']', out[n + 2] = 0;
+    }
+}
+
+void attack_set_row_names(run_ctx *r) {
+    for (int ie = 0; ie < r->n_entries; ie++) {
+        entry *e = &r->entries[ie];
+        entry_tag(r, ie, e->tag, sizeof e->tag);
+        snprintf(e->row, sizeof e->row, "%s%s", e->name, e->tag);
+    }
     for (int g = 0; g < r->n_groups; g++) {
         char *w = r->worst_name[g];
         size_t cap = sizeof r->worst_name[g];
@@ -209,7 +321,7 @@ void attack_set_worst_names(run_ctx *r) {
             if (!attack_entry_in_group(r, en, g)) continue;
             /* compat names drop their variant suffix here: the prefix says it */
             const char *nm = en->kind == ENTRY_STANDARD ? "standard" : qb_attack_name((qb_attack_kind)en->kind);
-            o += (size_t)snprintf(w + o, cap - o, "%s%s", first ? "" : "+", r->compat ? nm : en->name);
+            o += (size_t)snprintf(w + o, cap - o, "%s%s%s", first ? "" : "+", r->compat ? nm : en->name, en->tag);
             first = 0;
         }
     }
@@ -249,9 +361,15 @@ int attack_save_png(const char *dir, const char *model_name, const char *attack,
                     const float *x, int S) {
     char path[4096], et[64];
     const char *mdl = model_name;
+    char att[160];
     snprintf(et, sizeof et, "%s", eps_text);
     for (char *p = et; *p; p++) if (*p == '/') *p = '_';
-    snprintf(path, sizeof path, "%s/%s/%s/eps_%s/%s", dir, mdl, attack, et, rel);
+    /* the row name as a folder name: "pgd[steps=20;restarts=2]" -> "pgd_steps=20_restarts=2" */
+    size_t o = 0;
+    for (const char *p = attack; *p && o + 1 < sizeof att; p++)
+        if (*p != ']') att[o++] = (*p == '[' || *p == ';' || *p == '/') ? '_' : *p;
+    att[o] = 0;
+    snprintf(path, sizeof path, "%s/%s/%s/eps_%s/%s", dir, mdl, att, et, rel);
     char *ext = strrchr(path, '.');
     if (ext && !strchr(ext, '/')) *ext = 0;
     strncat(path, ".png", sizeof path - strlen(path) - 1);
@@ -293,22 +411,45 @@ void attack_quantize_8bit(const qb_attack_cfg *cfg, const float *x, float *v, si
     }
 }
 
-/* per-image rows: model,attention,attack,norm,eps,eps_255,eps_space, */
-void attack_csv_common(FILE *f, const run_ctx *r, const char *attack, int ie, const qb_attack_cfg *cfg) {
-    const vit_config *c = &r->model->vit.cfg;
-    fprintf(f, "%s,%s,%s,%s,", r->model_name, vit_attn_name(c->attn), attack, qb_norm_name(cfg->norm));
-    fprintf(f, "%.9g,%.6g,%s,", r->eps[ie].value, r->eps[ie].value * 255.0, r->eps_space_norm ? "normalized" : "pixel");
+/* a CSV field, quoted when it holds a comma, quote or line break (as the results file) */
+static void csv_str(FILE *f, const char *s) {
+    if (!strpbrk(s, ",\"\r\n")) { fputs(s, f); return; }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
 }
 
-/* steps, step_size, restarts, seed, version; kind < 0 for the clean and worst rows */
-void attack_csv_tail(FILE *f, int kind, const qb_attack_cfg *cfg) {
-    if (kind == QB_ATK_FGSM) fprintf(f, "1,%.9g,", cfg->eps);
-    else if (kind == QB_ATK_PGD)
-        fprintf(f, "%d,%.9g,", cfg->steps > 0 ? cfg->steps : qb_attack_default_steps(kind),
-                cfg->step > 0 ? cfg->step : cfg->eps / (cfg->norm == QB_NORM_LINF ? 4.0f : 5.0f));
-    else if (kind >= 0 && kind < QB_ATK_COUNT) fprintf(f, "%d,,", cfg->steps > 0 ? cfg->steps : qb_attack_default_steps(kind));
-    else fprintf(f, ",,");
-    if (kind >= 0) fprintf(f, "%d,", kind == ENTRY_STANDARD ? 1 : cfg->restarts);
-    else fprintf(f, ",");
-    fprintf(f, "%llu,%s\n", (unsigned long long)cfg->seed, QB_VERSION);
+const char *const ATTACK_PER_IMAGE_HEADER =
+    "model,attention,dataset,attack,norm,eps,eps_255,eps_space,image,label,clean_pred,adv_pred,success,robust,loss,"
+    "linf,l2,steps,step_size,restarts,random_start,targets,seed,version";
+
+/* per-image rows: model,attention,dataset,attack,norm,eps,eps_255,eps_space,image, with the
+ * model, dataset, attack and eps of the pass's results row (eps exact, "%.17g", as there) */
+void attack_csv_common(FILE *f, const run_ctx *r, int ie, int ix, const char *rel) {
+    const vit_config *c = &r->model->vit.cfg;
+    csv_str(f, r->model_name);
+    fprintf(f, ",%s,", vit_attn_name(c->attn));
+    csv_str(f, r->dataset_id);
+    fputc(',', f);
+    char att[160];
+    snprintf(att, sizeof att, "%s%s", r->entries[ie].row, r->quantize ? "-q8" : "");
+    csv_str(f, att);
+    fprintf(f, ",%s,%.17g,%.6g,%s,", qb_norm_name(r->base.norm), r->eps[ix].exact, r->eps[ix].exact * 255.0,
+            r->eps_space_norm ? "normalized" : "pixel");
+    csv_str(f, rel);
+    fputc(',', f);
+}
+
+/* steps,step_size,restarts,random_start,targets,seed,version: the settings the pass ran with */
+void attack_csv_tail(FILE *f, const run_ctx *r, int ie, int ix, const qb_attack_cfg *cfg) {
+    int k = r->entries[ie].kind;
+    entry_settings u = effective(r, ie, ix);
+    if (k == QB_ATK_FGSM) fprintf(f, "1,%.9g,1,,", cfg->eps);
+    else if (k == QB_ATK_PGD) fprintf(f, "%d,%.9g,%d,%s,", u.steps, u.step, u.restarts, u.random_start ? "on" : "off");
+    else fprintf(f, "%d,,%d,,", u.steps, u.restarts);
+    if (k == QB_ATK_APGD_T || k == QB_ATK_FAB_T || k == ENTRY_STANDARD) fprintf(f, "%d", u.targets);
+    fprintf(f, ",%llu,%s\n", (unsigned long long)cfg->seed, QB_VERSION);
 }

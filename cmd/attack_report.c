@@ -25,8 +25,12 @@ static int ball_exempt(const entry *e) {
     return e->variant == QB_ELL_ARTEFACT && e->kind != QB_ATK_FGSM && e->kind != QB_ATK_PGD;
 }
 
+long attack_tally_violations(const entry *e, const tally *t) {
+    return (ball_exempt(e) ? 0 : t->over_eps) + t->outside + t->nan;
+}
+
 long attack_report(const run_ctx *r, const tally *tal, const int *need, const int *emit_worst, const long *worst,
-                   int n_ok, long clean_correct, long skipped, long nonfinite) {
+                   const unsigned char *broken, int N, int n_ok, long clean_correct, long skipped, long nonfinite) {
     const vit_config *c = &r->model->vit.cfg;
     int NE = r->n_entries, NX = r->n_eps, NG = r->n_groups;
     const char *space = r->eps_space_norm ? "normalized" : "pixel";
@@ -54,7 +58,7 @@ long attack_report(const run_ctx *r, const tally *tal, const int *need, const in
             int w = col_width(r->entries[ie].name);
             if (need[ie * NX + ix]) printf(" %*.2f", w, t->n ? 100.0 * t->correct / t->n : 0);
             else {
-                qb_result row = attack_make_row(r, r->entries[ie].name, r->eps[ix].exact);
+                qb_result row = attack_make_row(r, r->entries[ie].row, r->eps[ix].exact);
                 printf(" %*.2f*", w - 1, attack_row_value(r, &row));
             }
         }
@@ -83,8 +87,10 @@ long attack_report(const run_ctx *r, const tally *tal, const int *need, const in
         printf("-ell range in pixels: fgsm/pgd unclipped; the others [mean, mean+std] = [%.4g, %.4g] [%.4g, %.4g] "
                "[%.4g, %.4g]\n", c->mean[0], c->mean[0] + c->std[0], c->mean[1], c->mean[1] + c->std[1], c->mean[2],
                c->mean[2] + c->std[2]);
-    /* sanity report (AutoAttack's final log plus attacks.md §11) */
-    printf("sanity:\n");
+    for (int ie = 0; ie < NE; ie++)
+        if (r->entries[ie].tag[0]) printf("settings: %s%s\n", r->entries[ie].name, r->entries[ie].tag);
+    /* sanity report (AutoAttack's final log plus attacks.md §11); counts are of points */
+    printf("sanity (points of %d):\n", n_ok);
     long violations = 0;
     for (int ix = 0; ix < NX; ix++) {
         for (int ie = 0; ie < NE; ie++) {
@@ -98,33 +104,55 @@ long attack_report(const run_ctx *r, const tally *tal, const int *need, const in
             else if (bx)
                 printf(" (%.0fx eps; %ld point(s) beyond eps: AutoAttack's [0,1] clamp of the normalised input, "
                        "attacks.md section 10, not an error in elliptical-compat)", t->max_norm / r->eps[ix].value, t->over_eps);
-            else printf(" EXCEEDS EPS");
+            else printf(" EXCEEDS EPS at %ld point(s)", t->over_eps);
             if (unclipped)
                 printf(", outside [0,1]: %ld%s", t->outside01, t->outside01 ? " (unclipped in elliptical-compat: allowed)" : "");
             else if (artefact_range) printf(", outside [mean, mean+std]: %ld", t->outside);
             else printf(", outside [0,1]: %ld", t->outside);
-            printf(", NaN: %ld, zero-gradient starts: %ld\n", t->nan, t->zero_grad);
-            violations += (bx ? 0 : t->over_eps) + t->outside + t->nan;
+            printf(", NaN: %ld", t->nan);
+            if (t->has_zero_grad) printf(", zero-gradient starts: %ld", t->zero_grad);
+            if (attack_tally_violations(e, t)) printf("  -> FAILED: rows not written");
+            printf("\n");
+            violations += attack_tally_violations(e, t);
         }
-        /* the Square check compares attacks of one group only (never artefact with corrected) */
+        /* the Square check, per point and within one group (never artefact with corrected):
+         * points the black-box Square broke that no gradient attack of the run broke */
         for (int g = 0; g < NG; g++) {
-            double best_grad = 2, sq = 2, sq_gain = 0;
+            int sq = -1, any_grad = 0;
+            long sq_only = 0;
+            const tally *std = NULL;
             for (int ie = 0; ie < NE; ie++) {
-                const tally *t = &tal[ie * NX + ix];
                 if (!need[ie * NX + ix] || r->entries[ie].group != g) continue;
-                double acc = t->n ? (double)t->correct / t->n : 0;
                 int k = r->entries[ie].kind;
-                if (k == QB_ATK_SQUARE) sq = acc;
-                else if (k == ENTRY_STANDARD && t->n)
-                    sq_gain = (double)(t->stage_correct[2] - t->stage_correct[3]) / t->n;
-                else if (acc < best_grad) best_grad = acc;
+                if (k == QB_ATK_SQUARE) sq = ie;
+                else if (k == ENTRY_STANDARD) std = &tal[ie * NX + ix];
+                else any_grad = 1;
             }
-            if ((sq < 2 && best_grad < 2 && sq < best_grad - 0.002) || sq_gain > 0.002)
-                fprintf(stderr, "questbench: warning: eps %s: the black-box Square attack broke points the gradient attacks "
-                                "did not (%.2f%% of points) - a sign of gradient masking\n",
-                        r->eps[ix].text, 100.0 * (sq_gain > 0.002 ? sq_gain : best_grad - sq));
+            if (sq >= 0 && any_grad)
+                for (int q = 0; q < n_ok; q++) {
+                    if (!broken[((size_t)sq * NX + ix) * N + q]) continue;
+                    int by_grad = 0;
+                    for (int ie = 0; ie < NE && !by_grad; ie++) {
+                        int k = r->entries[ie].kind;
+                        if (ie == sq || !need[ie * NX + ix] || r->entries[ie].group != g || k == ENTRY_STANDARD) continue;
+                        by_grad = broken[((size_t)ie * NX + ix) * N + q];
+                    }
+                    sq_only += !by_grad;
+                }
+            /* inside standard, Square runs on the points the gradient stages left robust */
+            long std_sq = std ? std->stage_correct[2] - std->stage_correct[3] : 0;
+            if (sq_only || std_sq) {
+                char msg[256];
+                snprintf(msg, sizeof msg, "eps %s: the black-box Square attack broke %ld point(s) the gradient attacks did "
+                         "not - a sign of gradient masking", r->eps[ix].text, sq_only > std_sq ? sq_only : std_sq);
+                printf("  warning: %s\n", msg);
+                fprintf(stderr, "questbench: warning: %s\n", msg);
+            }
         }
     }
-    if (nonfinite) violations++;
+    if (nonfinite) {
+        printf("  non-finite logits or gradients met during the attacks: %ld\n", nonfinite);
+        violations++;
+    }
     return violations;
 }

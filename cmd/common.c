@@ -1,11 +1,28 @@
 /* common.c — option parsing and model loading shared by the commands. */
 #include "cmd.h"
+#include "results.h"
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+int cmd_dataset_id(char *out, size_t len, const char *data, const char *labels, const char *subset, long limit) {
+    size_t o = (size_t)snprintf(out, len, "%s", data);
+    const char *sep = "?";
+    const char *files[2] = {labels, subset}, *keys[2] = {"labels", "subset"};
+    for (int i = 0; i < 2; i++) {
+        if (!files[i]) continue;
+        char sha[65];
+        if (qb_sha256_file(files[i], sha)) return qb_error(QB_EXIT_DATA, "%s: cannot read", files[i]);
+        o += (size_t)snprintf(out + o, o < len ? len - o : 0, "%s%s=%.12s", sep, keys[i], sha);
+        sep = "&";
+    }
+    if (limit > 0) o += (size_t)snprintf(out + o, o < len ? len - o : 0, "%slimit=%ld", sep, limit);
+    if (o >= len) return qb_error(QB_EXIT_USAGE, "%s: the data path is too long (%zu characters)", data, strlen(data));
+    return 0;
+}
 
 int cmd_fail(int rc) {
     fprintf(stderr, "questbench: %s\n", qb_last_error());

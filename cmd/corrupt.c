@@ -250,7 +250,11 @@ int cmd_corrupt(int argc, char **argv) {
         snprintf(r->model, sizeof r->model, "%s", model_names[m]);
         if ((rc = qb_sha256_file(model_paths[m], r->model_sha256))) { cmd_fail(rc); goto cleanup; }
         snprintf(r->attention, sizeof r->attention, "%s", vit_attn_name(models[m].vit.cfg.attn));
-        snprintf(r->dataset, sizeof r->dataset, "%s", from ? from : data);
+        /* --labels applies to --data only (the stored tree is an ImageFolder) */
+        if ((rc = cmd_dataset_id(r->dataset, sizeof r->dataset, from ? from : data, from ? NULL : labels, subset, limit))) {
+            cmd_fail(rc);
+            goto cleanup;
+        }
         snprintf(r->preset, sizeof r->preset, "%s", preset_s);
         snprintf(r->metric, sizeof r->metric, "top1");
         r->seed = (uint64_t)seed;

@@ -101,7 +101,12 @@ int cmd_eval(int argc, char **argv) {
     qb_shard_run_id(row.run_id, sizeof row.run_id, "eval", shard_k, shard_n);
     snprintf(row.model, sizeof row.model, "%s", model_name);
     snprintf(row.attention, sizeof row.attention, "%s", vit_attn_name(c->attn));
-    snprintf(row.dataset, sizeof row.dataset, "%s", data);
+    if ((rc = cmd_dataset_id(row.dataset, sizeof row.dataset, data, labels, subset, limit))) {
+        cmd_fail(rc);
+        qb_dataset_free(&ds);
+        qb_model_free(&m);
+        return rc;
+    }
     snprintf(row.kind, sizeof row.kind, "clean");
     row.seed = (uint64_t)seed;
     if (results_path && resume && access(results_path, F_OK) == 0) {
@@ -180,6 +185,10 @@ int cmd_eval(int argc, char **argv) {
     }
     qb_progress_finish(&pb);
     double el = qb_now() - t0;
+    /* a measurement of no image is not a 0 % accuracy: nothing is written */
+    if (!rc && done == 0)
+        rc = cmd_fail(qb_error(QB_EXIT_DATA, "%s: none of the %d image(s) could be read (--skip-bad skipped them all)",
+                               data, n));
     if (!rc && out) {
         if (fflush(out) || fsync(fileno(out)) || fclose(out) || rename(tmp_path, out_path)) {
             rc = cmd_fail(qb_error(QB_EXIT_IO, "%s: write failed", out_path));

@@ -70,7 +70,7 @@ int cmd_merge_rows(const qb_results *in, const char *const *names, int n_in, qb_
             f->in = i, f->row = j;
             if (!qb_shard_of_run_id(c.run_id, &f->k, &f->n)) f->k = f->n = 0;
             c.run_id[0] = 0;
-            char key[1024];
+            char key[2048];
             qb_result_key(&c, key, sizeof key);
             if (!(f->key = strdup(key))) {
                 for (size_t t = 0; t + 1 < nr; t++) free(refs[t].key);

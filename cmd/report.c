@@ -107,8 +107,8 @@ int cmd_report(int argc, char **argv) {
         if (!rc) {
             int worse = qb_report_regressions(stdout, rep, old, tol);
             if (worse) {
-                fprintf(stderr, "questbench: %d metric%s worse than %s by more than %.2f pp\n", worse, worse > 1 ? "s" : "",
-                        baseline, tol);
+                fprintf(stderr, "questbench: %d metric%s worse than %s by more than %.2f pp, or missing\n", worse,
+                        worse > 1 ? "s" : "", baseline, tol);
                 rc = QB_EXIT_REGRESSION;
             } else {
                 printf("no regression beyond %.2f pp against %s\n", tol, baseline);

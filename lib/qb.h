@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QB_VERSION "0.2.0"
+#define QB_VERSION "0.3.0"
 
 enum {
     QB_EXIT_OK = 0,

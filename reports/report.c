@@ -437,5 +437,5 @@ int qb_report_regressions(FILE *f, const qb_report *now, const qb_report *base, 
         }
     }
     free(a), free(b);
-    return worse;
+    return worse + missing; /* a metric that vanished (a failed or renamed measurement) fails the gate too */
 }

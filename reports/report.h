@@ -27,7 +27,7 @@ typedef struct {
     int n_models;
     qb_model_metrics m[QB_REPORT_MAX_MODELS];
     int n_attacks;
-    char attacks[QB_REPORT_MAX_ATTACKS][64];  /* in first-seen order; "worst" last if present */
+    char attacks[QB_REPORT_MAX_ATTACKS][256]; /* in first-seen order; "worst" last if present */
     char norms[QB_REPORT_MAX_ATTACKS][8];
     int n_eps;
     double eps[QB_REPORT_MAX_EPS];            /* ascending */
@@ -53,8 +53,8 @@ int qb_report_summary(const qb_report *r, qb_summary_row **out);
 int qb_report_write(const qb_report *r, const char *dir, const char *const *sources, int n_sources, const char *paper);
 
 /* Regression gate: every summary metric of `now` that is worse than in `base` by more than
- * tol_pp percentage points is printed to f; returns how many. Metrics absent from either side
- * are listed separately (not counted). */
+ * tol_pp percentage points, and every metric of `base` missing from `now`, is printed to f;
+ * returns how many (metrics new in `now` are not counted). */
 int qb_report_regressions(FILE *f, const qb_report *now, const qb_report *base, double tol_pp);
 
 #endif

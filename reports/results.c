@@ -92,7 +92,7 @@ int qb_results_append(const char *path, const qb_result *rows, int n) {
         close(fd);
         return qb_error(QB_EXIT_IO, "%s: cannot inspect: %s", path, strerror(errno));
     }
-    size_t cap = (size_t)(n + 1) * 2048, o = 0;
+    size_t cap = (size_t)(n + 1) * 4096, o = 0; /* a row: at most about 2.6 KB, quotes doubled */
     char *buf = malloc(cap);
     if (!buf) {
         close(fd);
@@ -111,7 +111,7 @@ int qb_results_append(const char *path, const qb_result *rows, int n) {
 }
 
 /* Split one CSV line into fields (quotes honoured); returns the count or -1. */
-static int split_csv(char *line, char **fields, int maxf) {
+int qb_csv_split(char *line, char **fields, int maxf) {
     int n = 0;
     char *p = line, *w;
     while (n < maxf) {
@@ -192,7 +192,7 @@ int qb_results_read_stream(qb_results *rs, FILE *f, const char *path) {
         }
         if (!len) continue;
         char *fl[20];
-        if (split_csv(line, fl, 20) != 19) {
+        if (qb_csv_split(line, fl, 20) != 19) {
             rc = qb_error(QB_EXIT_DATA, "%s:%d: expected 19 comma-separated fields", path, lineno);
             break;
         }
@@ -250,7 +250,7 @@ void qb_result_key(const qb_result *r, char *buf, size_t len) {
 }
 
 int qb_results_has(const qb_results *rs, const qb_result *r) {
-    char a[1024], b[1024];
+    char a[2048], b[2048];
     qb_result_key(r, a, sizeof a);
     for (int i = 0; i < rs->n; i++) {
         qb_result_key(&rs->rows[i], b, sizeof b);

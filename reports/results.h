@@ -18,12 +18,13 @@ typedef struct {
     char model[256];        /* a short name (suite name or file stem) */
     char model_sha256[65];  /* of the model file */
     char attention[16];     /* sdpa | qknorm | quest */
-    char dataset[256];
+    char dataset[512];      /* the data path, with ?limit=/subset=/labels= when a selection applies */
     char preset[16];        /* imagenet | tinyimagenet | cifar | "" */
     char kind[16];          /* clean | corruption | attack */
     char corruption[32];    /* corruption rows */
     int severity;           /* 1..5 for corruption rows, else 0 */
-    char attack[64];        /* attack rows: fgsm, pgd, apgd-ce, apgd-t, fab-t, square, standard, worst */
+    char attack[256];       /* attack rows: fgsm, pgd, apgd-ce, apgd-t, fab-t, square, standard, worst:...; a
+                             * [settings] tag where they differ from the defaults */
     char norm[8];           /* linf | l2 | "" */
     double eps;             /* attack rows, in pixel units of [0,1] */
     long n, correct;        /* images scored, and correct (robust) ones */
@@ -61,6 +62,10 @@ void qb_results_free(qb_results *rs);
 void qb_result_key(const qb_result *r, char *buf, size_t len);
 /* 1 if a row with the same key is present. */
 int qb_results_has(const qb_results *rs, const qb_result *r);
+
+/* Split one CSV line in place (RFC 4180 quotes) into at most maxf fields; the field count,
+ * or -1 if malformed or more than maxf. */
+int qb_csv_split(char *line, char **fields, int maxf);
 
 /* SHA-256 of a file as 64 hex characters. QB_EXIT_MODEL if unreadable. */
 int qb_sha256_file(const char *path, char out[65]);

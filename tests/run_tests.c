@@ -26,7 +26,8 @@
     X(mpi_suite) \
     X(train_cli_suite) \
     X(models_suite) \
-    X(errors_suite)
+    X(errors_suite) \
+    X(attack_cli_suite)
 
 #define DECLARE(name) Suite *name(void);
 QB_SUITES(DECLARE)

@@ -447,7 +447,7 @@ START_TEST(test_cli) {
              model, dir, dir);
     ck_assert_int_eq(qbt_run(cmd, &out, &err), 0);
     free(out), free(err);
-    snprintf(cmd, sizeof cmd, "awk -F, 'NR > 1 {print $8, $10}' %s/p.csv > %s/labels.txt", dir, dir);
+    snprintf(cmd, sizeof cmd, "awk -F, 'NR > 1 {print $9, $11}' %s/p.csv > %s/labels.txt", dir, dir);
     ck_assert_int_eq(system(cmd), 0);
     snprintf(cmd, sizeof cmd,
              "%s attack --model tiny=%s --data %s/data --labels %s/labels.txt --attack fgsm,pgd,apgd-ce,standard --eps 1/255,0.1 "
@@ -456,12 +456,13 @@ START_TEST(test_cli) {
     ck_assert_int_eq(qbt_run(cmd, &out, &err), 0);
     ck_assert_ptr_nonnull(strstr(out, "clean accuracy: 100.00% (4/4)"));
     ck_assert_ptr_nonnull(strstr(out, "worst"));
-    ck_assert_ptr_nonnull(strstr(out, "sanity:"));
+    ck_assert_ptr_nonnull(strstr(out, "sanity (points of 4):"));
     ck_assert_ptr_null(strstr(out, "EXCEEDS"));
     free(out), free(err);
-    /* per-image: 21 fields, 4 images x 4 attacks x 2 eps rows; PNGs under the model's NAME */
-    snprintf(cmd, sizeof cmd, "(awk -F, 'NF != 21' %s/a.csv | wc -l; tail -n +2 %s/a.csv | wc -l; "
-                              "ls %s/adv/tiny/pgd/eps_1_255/a | wc -l)", dir, dir, dir);
+    /* per-image: 24 fields, 4 images x 4 attacks x 2 eps rows; PNGs under the model's NAME and
+     * the attack's row name (its settings tag made a folder name) */
+    snprintf(cmd, sizeof cmd, "(awk -F, 'NF != 24' %s/a.csv | wc -l; tail -n +2 %s/a.csv | wc -l; "
+                              "ls %s/adv/tiny/pgd_steps=5/eps_1_255/a | wc -l)", dir, dir, dir);
     ck_assert_int_eq(qbt_run(cmd, &out, &err), 0);
     ck_assert_str_eq(out, "0\n32\n2\n");
     free(out), free(err);
@@ -501,14 +502,15 @@ START_TEST(test_cli) {
             char *fl[24], *rest = line, *tok;
             int nf = 0;
             while (nf < 24 && (tok = strsep(&rest, ","))) fl[nf++] = tok;
-            ck_assert_int_eq(nf, 21);
-            if (fabs(atof(fl[4]) - w->eps) > 1e-7) continue;
-            int rob = atoi(fl[12]);
-            if (!worst_row) { expect += !strcmp(fl[2], w->attack) && rob; continue; }
+            ck_assert_int_eq(nf, 24);
+            ck_assert_str_eq(fl[2], w->dataset); /* the same dataset id as the results rows */
+            if (atof(fl[5]) != w->eps) continue; /* eps written exactly in both files */
+            int rob = atoi(fl[13]);
+            if (!worst_row) { expect += !strcmp(fl[3], w->attack) && rob; continue; }
             if (rob) continue;
             int seen = 0;
-            for (int k = 0; k < n_broken; k++) seen |= !strcmp(broken_img[k], fl[7]);
-            if (!seen && n_broken < 8) snprintf(broken_img[n_broken++], sizeof broken_img[0], "%s", fl[7]);
+            for (int k = 0; k < n_broken; k++) seen |= !strcmp(broken_img[k], fl[8]);
+            if (!seen && n_broken < 8) snprintf(broken_img[n_broken++], sizeof broken_img[0], "%s", fl[8]);
         }
         fclose(f);
         if (worst_row) expect = 4 - n_broken;

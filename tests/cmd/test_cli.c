@@ -229,6 +229,15 @@ START_TEST(test_bad_inputs) {
         ck_assert_msg(out == NULL || out[0] == 0, "'%s' wrote to stdout: %s", cases[i].args, out);
         free(out), free(err);
     }
+    /* --skip-bad with no readable image: exit 4 and no 0 % row */
+    snprintf(mk, sizeof mk, "mkdir -p %s/allbad/a && cp %s %s/allbad/a/", d, p[1], d);
+    ck_assert_int_eq(system(mk), 0);
+    char *out, *err;
+    ck_assert_int_eq(qbt_cli(&out, &err, "eval --model %s --data %s/allbad --skip-bad --out %s/allbad.csv", m, d, d), QB_EXIT_DATA);
+    ck_assert_ptr_nonnull(strstr(err, "none of the 1 image(s) could be read"));
+    free(out), free(err);
+    snprintf(mk, sizeof mk, "%s/allbad.csv", d);
+    ck_assert_int_ne(access(mk, F_OK), 0);
 }
 END_TEST
 
@@ -264,7 +273,7 @@ START_TEST(test_attack_compat_and_square_l2) {
     ck_assert_int_eq(qbt_cli(&out, &err, "attack --model %s --data %s/data --attack fgsm --eps 1/255 --per-image %s/p.csv",
                              model, dir, dir), 0);
     free(out), free(err);
-    snprintf(cmd, sizeof cmd, "awk -F, 'NR > 1 {print $8, $10}' %s/p.csv > %s/labels.txt", dir, dir);
+    snprintf(cmd, sizeof cmd, "awk -F, 'NR > 1 {print $9, $11}' %s/p.csv > %s/labels.txt", dir, dir);
     ck_assert_int_eq(system(cmd), 0);
     int rc = qbt_cli(&out, &err, "attack --model m=%s --data %s/data --labels %s/labels.txt --protocol elliptical-compat "
                                  "--attack fgsm,pgd,apgd-ce --eps 1/255 --steps 10 --out %s/r.csv", model, dir, dir, dir);
@@ -277,8 +286,10 @@ START_TEST(test_attack_compat_and_square_l2) {
     /* the rows: attack names, normalised eps (linf-n) and a worst row per variant */
     snprintf(cmd, sizeof cmd, "(cut -d, -f10,11 %s/r.csv | tail -n +3 | sort | tr '\\n' ' ')", dir); /* () : qbt_run adds </dev/null */
     ck_assert_int_eq(qbt_run(cmd, &out, &err), 0);
-    ck_assert_str_eq(out, "apgd-ce-ell,linf-n apgd-ce-ell-fixed,linf-n fgsm-ell,linf-n pgd-ell,linf-n "
-                          "worst-ell-fixed:fgsm+pgd+apgd-ce,linf-n worst-ell:fgsm+pgd+apgd-ce,linf-n ");
+    /* --steps 10 differs from both defaults (pgd-ell 20, apgd 100): the names carry it */
+    ck_assert_str_eq(out, "apgd-ce-ell-fixed[steps=10],linf-n apgd-ce-ell[steps=10],linf-n fgsm-ell,linf-n "
+                          "pgd-ell[steps=10],linf-n worst-ell-fixed:fgsm+pgd[steps=10]+apgd-ce[steps=10],linf-n "
+                          "worst-ell:fgsm+pgd[steps=10]+apgd-ce[steps=10],linf-n ");
     free(out), free(err);
     /* labels that disagree with the predictions: fgsm-ell/pgd-ell attack the predictions and may
      * flip a point to its true label, but a worst row never counts a clean-wrong point */

@@ -202,7 +202,7 @@ START_TEST(test_merge_equals_single_process) {
     FILE *f = fopen(m3, "r");
     char line[2048];
     int worst = 0, tagged = 0;
-    while (fgets(line, sizeof line, f)) worst += strstr(line, ",worst:fgsm+pgd,") != NULL, tagged += strstr(line, "shard") != NULL;
+    while (fgets(line, sizeof line, f)) worst += strstr(line, ",worst:fgsm+pgd[steps=2],") != NULL, tagged += strstr(line, "shard") != NULL;
     fclose(f);
     ck_assert_int_eq(worst, 4); /* 2 models x 2 eps */
     ck_assert_int_eq(tagged, 0);

@@ -276,6 +276,16 @@ START_TEST(test_regression_gate) {
     ck_assert_int_eq(rc, 0);
     ck_assert_ptr_nonnull(strstr(out, "no regression"));
     free(out), free(err);
+    /* a baseline metric missing from the new results fails the gate: the new run without its pgd rows */
+    char cmd[2048], c[600];
+    snprintf(c, sizeof c, "%s/nopgd.csv", qbt_tmpdir());
+    snprintf(cmd, sizeof cmd, "grep -v ',pgd,' %s > %s", a, c);
+    ck_assert_int_eq(system(cmd), 0);
+    rc = qbt_cli(&out, &err, "report %s --baseline %s --tolerance 10", c, b);
+    ck_assert_int_eq(rc, QB_EXIT_REGRESSION);
+    ck_assert_ptr_nonnull(strstr(out, "missing in the new results: vit-quest (quest) robust_pgd_linf"));
+    ck_assert_ptr_nonnull(strstr(err, "or missing"));
+    free(out), free(err);
     rc = qbt_cli(&out, &err, "report %s --baseline %s --tolerance -1", a, b);
     ck_assert_int_eq(rc, QB_EXIT_USAGE);
     free(out), free(err);

@@ -1,0 +1,210 @@
+/* test_attack.c — cmd/attack.c: what a results row's key holds (the data selection, the
+ * settings that differ from the defaults), --per-image with --resume, the list errors, and
+ * runs that must stop before writing anything (no readable image, an unwritable --save-adv). */
+#include "qbtest.h"
+#include "results.h"
+#include <string.h>
+
+/* 4 images in two classes (labels 0 and 1 of the 10-class fixture model) */
+static void make_data(const char *dir) {
+    static const char *imgs[] = {"png_rgb8.png", "jpg_444.jpg", "rs_37x23.png", "png_rgba8.png"};
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/data/a %s/data/b", dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    for (int i = 0; i < 4; i++) {
+        snprintf(cmd, sizeof cmd, "cp %s/%s %s/data/%s/%d_%s", qbt_fixture("images"), imgs[i], dir, i < 2 ? "a" : "b", i,
+                 imgs[i]);
+        ck_assert_int_eq(system(cmd), 0);
+    }
+}
+
+static int count_rows(const char *path, const char *field_needle) {
+    char *s = qbt_slurp(path);
+    if (!s) return -1;
+    int n = 0;
+    for (char *p = s; (p = strstr(p, field_needle)); p++) n++;
+    free(s);
+    return n;
+}
+
+/* the rows' attack names carry the non-default settings, and only those */
+START_TEST(test_settings_in_row_names) {
+    char dir[256], *out, *err;
+    snprintf(dir, sizeof dir, "%s", qbt_tmpdir());
+    make_data(dir);
+    const char *m = qbt_fixture("attacks/sdpa_attack.safetensors");
+    static const struct {
+        const char *flags, *names, *note;
+    } cases[] = {
+        {"--attack fgsm,pgd --steps 10", ",fgsm,|,pgd,|,worst:fgsm+pgd,", NULL},
+        {"--attack pgd --steps 3 --step-size 0.5eps --restarts 2", ",pgd[steps=3;step=0.5eps;restarts=2],", NULL},
+        {"--attack pgd --steps 2 --step-size 1/255", ",pgd[steps=2;step=0.00392156886],", NULL},
+        {"--attack pgd --steps 2 --random-start off --restarts 3", ",pgd[steps=2;start=clean],", "runs 1 restart"},
+        {"--attack apgd-t,fab-t --steps 2 --targets 20", ",apgd-t[steps=2],|,fab-t[steps=2],", "so 9 target classes"},
+        {"--attack apgd-t --steps 2 --targets 3", ",apgd-t[steps=2;targets=3],", NULL},
+        {"--attack fgsm --label-source pred", ",fgsm[labels=pred],|,worst:fgsm[labels=pred],", NULL},
+        {"--attack square --steps 20", ",square[queries=20],", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int rc = qbt_cli(&out, &err, "attack --model %s --data %s/data --eps 1/255 %s --out %s/s%zu.csv", m, dir,
+                         cases[i].flags, dir, i);
+        ck_assert_msg(rc == 0, "%s: exit %d: %s", cases[i].flags, rc, err);
+        if (cases[i].note) ck_assert_msg(strstr(err, cases[i].note), "%s: no note '%s': %s", cases[i].flags, cases[i].note, err);
+        else ck_assert_msg(!strstr(err, "note:"), "%s: unexpected note: %s", cases[i].flags, err);
+        free(out), free(err);
+        char path[512], names[256];
+        snprintf(path, sizeof path, "%s/s%zu.csv", dir, i);
+        snprintf(names, sizeof names, "%s", cases[i].names);
+        for (char *save, *nm = strtok_r(names, "|", &save); nm; nm = strtok_r(NULL, "|", &save))
+            ck_assert_msg(count_rows(path, nm) == 1, "%s: no row '%s' in %s", cases[i].flags, nm, qbt_slurp(path));
+    }
+}
+END_TEST
+
+/* --resume never reuses rows of another image selection or other settings */
+START_TEST(test_resume_keys) {
+    char dir[256], path[512], *out, *err;
+    snprintf(dir, sizeof dir, "%s", qbt_tmpdir());
+    make_data(dir);
+    const char *m = qbt_fixture("attacks/sdpa_attack.safetensors");
+    snprintf(path, sizeof path, "%s/r.csv", dir);
+    ck_assert_int_eq(qbt_cli(&out, &err, "attack --model %s --data %s/data --limit 2 --attack fgsm --eps 1/255 --out %s", m, dir, path), 0);
+    free(out), free(err);
+    ck_assert_int_eq(qbt_cli(&out, &err, "attack --model %s --data %s/data --limit 3 --attack fgsm --eps 1/255 --out %s --resume",
+                             m, dir, path), 0);
+    ck_assert_ptr_null(strstr(out, "already"));
+    free(out), free(err);
+    qb_results rs = {0};
+    ck_assert_int_eq(qb_results_read(&rs, path), 0);
+    ck_assert_int_eq(rs.n, 6); /* clean, fgsm, worst for each selection */
+    int n2 = 0, n3 = 0;
+    for (int i = 0; i < rs.n; i++) {
+        n2 += strstr(rs.rows[i].dataset, "/data?limit=2") != NULL && rs.rows[i].n == 2;
+        n3 += strstr(rs.rows[i].dataset, "/data?limit=3") != NULL && rs.rows[i].n == 3;
+    }
+    ck_assert_int_eq(n2, 3);
+    ck_assert_int_eq(n3, 3);
+    qb_results_free(&rs);
+    /* the same again: nothing to do; other steps: new rows */
+    ck_assert_int_eq(qbt_cli(&out, &err, "attack --model %s --data %s/data --limit 3 --attack fgsm --eps 1/255 --out %s --resume",
+                             m, dir, path), 0);
+    ck_assert_ptr_nonnull(strstr(out, "already"));
+    free(out), free(err);
+    ck_assert_int_eq(qbt_cli(&out, &err, "attack --model %s --data %s/data --limit 3 --attack pgd --steps 2 --eps 1/255 "
+                                         "--out %s --resume", m, dir, path), 0);
+    free(out), free(err);
+    ck_assert_int_eq(count_rows(path, ",pgd[steps=2],"), 1);
+    /* a subset file is keyed by its content */
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s/sub.txt", dir);
+    ck_assert_int_eq(qbt_write_file(sub, "a/0_png_rgb8.png\n", 17), 0);
+    ck_assert_int_eq(qbt_cli(&out, &err, "attack --model %s --data %s/data --subset %s --attack fgsm --eps 1/255 --out %s --resume",
+                             m, dir, sub, path), 0);
+    free(out), free(err);
+    ck_assert_int_eq(count_rows(path, "/data?subset="), 3);
+}
+END_TEST
+
+/* --per-image with --resume keeps the rows of the passes in --out, drops a killed pass's */
+START_TEST(test_per_image_resume) {
+    char dir[256], r[512], p[512], cmd[4096], *out, *err;
+    snprintf(dir, sizeof dir, "%s", qbt_tmpdir());
+    make_data(dir);
+    const char *m = qbt_fixture("attacks/sdpa_attack.safetensors");
+    snprintf(r, sizeof r, "%s/r.csv", dir);
+    snprintf(p, sizeof p, "%s/p.csv", dir);
+    ck_assert_int_eq(qbt_cli(&out, &err, "attack --model %s --data %s/data --attack fgsm --eps 1/255 --out %s --per-image %s",
+                             m, dir, r, p), 0);
+    free(out), free(err);
+    ck_assert_int_eq(count_rows(p, "\n"), 1 + 4);
+    /* a pass killed after its per-image rows, before its --out row: fake one at eps 3/255 */
+    snprintf(cmd, sizeof cmd, "tail -n 1 %s | sed 's/,0.0039215686274509803,/,0.011764705882352941,/' >> %s", p, p);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(count_rows(p, ",0.011764705882352941,"), 1);
+    ck_assert_int_eq(qbt_cli(&out, &err, "attack --model %s --data %s/data --attack fgsm --eps 1/255,2/255 --out %s "
+                                         "--per-image %s --resume", m, dir, r, p), 0);
+    free(out), free(err);
+    ck_assert_int_eq(count_rows(p, ",0.0039215686274509803,"), 4); /* kept, not recomputed */
+    ck_assert_int_eq(count_rows(p, ",0.0078431372549019607,"), 4); /* the new eps */
+    ck_assert_int_eq(count_rows(p, ",0.011764705882352941,"), 0);  /* the killed pass's row dropped */
+    ck_assert_int_eq(count_rows(p, "\n"), 1 + 8);
+    /* nothing left to do: the file keeps its rows */
+    ck_assert_int_eq(qbt_cli(&out, &err, "attack --model %s --data %s/data --attack fgsm --eps 1/255,2/255 --out %s "
+                                         "--per-image %s --resume", m, dir, r, p), 0);
+    free(out), free(err);
+    ck_assert_int_eq(count_rows(p, "\n"), 1 + 8);
+    /* without --resume the file starts anew */
+    ck_assert_int_eq(qbt_cli(&out, &err, "attack --model %s --data %s/data --attack fgsm --eps 2/255 --per-image %s", m, dir, p), 0);
+    free(out), free(err);
+    ck_assert_int_eq(count_rows(p, "\n"), 1 + 4);
+    /* a file of another format is not overwritten under --resume */
+    ck_assert_int_eq(qbt_write_file(p, "a,b\n1,2\n", 8), 0);
+    ck_assert_int_eq(qbt_cli(&out, &err, "attack --model %s --data %s/data --attack fgsm --eps 2/255 --out %s --per-image %s "
+                                         "--resume", m, dir, r, p), 4);
+    ck_assert_ptr_nonnull(strstr(err, "header differs"));
+    free(out), free(err);
+    char *left = qbt_slurp(p);
+    ck_assert_str_eq(left, "a,b\n1,2\n");
+    free(left);
+}
+END_TEST
+
+/* list errors and runs that stop before writing anything: one line on stderr, no file */
+START_TEST(test_errors_write_nothing) {
+    char dir[256], *out, *err;
+    snprintf(dir, sizeof dir, "%s", qbt_tmpdir());
+    make_data(dir);
+    const char *m = qbt_fixture("attacks/sdpa_attack.safetensors");
+    static const struct {
+        const char *flags, *msg;
+        int rc;
+    } cases[] = {
+        {"--attack fgsm --eps 1/255,2/255,1/255", "same radius", 2},
+        {"--attack fgsm --eps 1/255,0.00392156862745098", "same radius", 2},
+        {"--attack fgsm --eps 1/255,", "empty item", 2},
+        {"--attack ,fgsm --eps 1/255", "empty item", 2},
+        {"--attack fgm --eps 1/255", "fgm is the L2", 2},
+        {"--attack fgsm --eps 1/255 --save-adv /proc/no/such", "--save-adv", 5},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int rc = qbt_cli(&out, &err, "attack --model %s --data %s/data %s --out %s/e.csv", m, dir, cases[i].flags, dir);
+        ck_assert_msg(rc == cases[i].rc, "%s: exit %d: %s", cases[i].flags, rc, err);
+        ck_assert_msg(err && strstr(err, cases[i].msg) && strchr(err, '\n') == err + strlen(err) - 1, "%s: stderr '%s'",
+                      cases[i].flags, err ? err : "");
+        free(out), free(err);
+    }
+    /* a long list is parsed whole (no fixed-size buffer): 32 radii */
+    char list[1400] = "";
+    for (int k = 1; k <= 32; k++) snprintf(list + strlen(list), sizeof list - strlen(list), "%s%d.0000000000000000000000000/1000", k > 1 ? "," : "", k);
+    ck_assert_int_gt((int)strlen(list), 1024);
+    ck_assert_int_eq(qbt_cli(&out, &err, "attack --model %s --data %s/data --limit 1 --attack fgsm --eps %s --out %s/long.csv", m,
+                             dir, list, dir), 0);
+    free(out), free(err);
+    char path[512];
+    snprintf(path, sizeof path, "%s/long.csv", dir);
+    ck_assert_int_eq(count_rows(path, ",fgsm,linf,"), 32);
+    /* --skip-bad where no image loads: exit 4, no rows */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/bad/a && echo junk > %s/bad/a/x.jpg", dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(qbt_cli(&out, &err, "attack --model %s --data %s/bad --attack fgsm --eps 1/255 --skip-bad --out %s/e.csv", m,
+                             dir, dir), 4);
+    ck_assert_ptr_nonnull(strstr(err, "none of the 1 image(s) could be read"));
+    free(out), free(err);
+    snprintf(path, sizeof path, "%s/e.csv", dir);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_null(f);
+}
+END_TEST
+
+Suite *attack_cli_suite(void) {
+    Suite *s = suite_create("attack_cli");
+    TCase *tc = tcase_create("attack");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_settings_in_row_names);
+    tcase_add_test(tc, test_resume_keys);
+    tcase_add_test(tc, test_per_image_resume);
+    tcase_add_test(tc, test_errors_write_nothing);
+    suite_add_tcase(s, tc);
+    return s;
+}
