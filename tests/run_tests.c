@@ -17,6 +17,7 @@
     X(rng_suite) \
     X(corruptions_suite) \
     X(attacks_suite) \
+    X(losses_suite) \
     X(cli_suite) \
     X(corrupt_cli_suite) \
     X(run_suite) \
