@@ -10,6 +10,7 @@
     X(dataset_suite) \
     X(vit_suite) \
     X(vit_ops_suite) \
+    X(vit_grad_suite) \
     X(model_suite) \
     X(loss_suite) \
     X(train_suite) \
