@@ -105,16 +105,22 @@ int qb_attack_run(qb_attack_ws *ws, qb_attack_kind kind, const qb_attack_cfg *cf
                   const uint64_t *ids, int n, float *xadv);
 
 /* ---- losses (losses.c) --------------------------------------------------------------- */
-/* Per-sample loss of one logit row (K classes, label y, target t for DLR_T) and, when dz
- * != NULL, its gradient w.r.t. the logits. CE and DLR are ascended; MARGIN (z_y − max_{j≠y}
- * z_j) is what Square minimises. Sorting for DLR: value descending, then index ascending. */
+/* 0, or a qb_error for arguments a loss cannot take: y outside [0, K); K below what the loss
+ * reads (MARGIN 2, DLR 3, DLR_T 4, TDIFF 2); for DLR_T and TDIFF a target t outside [0, K)
+ * or equal to y (t is ignored by the untargeted losses). O(1). */
+int qb_loss_check(qb_loss kind, int K, int y, int t);
+/* Per-sample loss of one logit row (K classes, label y, target t for DLR_T and TDIFF) and,
+ * when dz != NULL, its gradient w.r.t. the logits. CE and DLR are ascended; MARGIN (z_y −
+ * max_{j≠y} z_j) is what Square minimises. Sorting for DLR: value descending, then index
+ * ascending. Arguments qb_loss_check refuses give NAN (dz zeroed) and that error. */
 double qb_loss_eval(qb_loss kind, const float *z, int K, int y, int t, float *dz);
 int qb_argmax(const float *z, int K);                  /* first index of the maximum */
 int qb_rank_class(const float *z, int K, int r);       /* index of the r-th largest logit (r ≥ 1) */
 
 /* Forward + per-sample loss + input gradient for n images (one engine call).
- * t may be NULL (untargeted). grad may be NULL (forward only). Fills
- * ws->logits; loss (n) may be NULL. */
+ * t may be NULL (untargeted; DLR_T and TDIFF need it). grad may be NULL (forward only). Fills
+ * ws->logits; loss (n) may be NULL. y may be NULL only when loss and grad are. Labels and
+ * targets are checked (qb_loss_check, naming the image) before the forward. */
 int qb_attack_loss_grad(qb_attack_ws *ws, const float *x, int n, const int *y, const int *t, qb_loss kind,
                         double *loss, float *grad);
 /* Forward only: logits into ws->logits, predictions into pred (n). */

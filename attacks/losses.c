@@ -2,6 +2,7 @@
  * workspace, the forward/backward helper every gradient attack uses, and the dispatcher. */
 #include "attacks.h"
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,7 +62,24 @@ int qb_rank_class(const float *z, int K, int r) {
     return -1;
 }
 
+int qb_loss_check(qb_loss kind, int K, int y, int t) {
+    static const int min_k[] = {1, 2, 3, 4, 2}; /* CE, MARGIN (one other class), DLR (π3), DLR_T (π4), TDIFF */
+    if ((unsigned)kind > QB_LOSS_TDIFF) return qb_error(QB_EXIT_USAGE, "loss: unknown kind %d", (int)kind);
+    if (K < min_k[kind])
+        return qb_error(QB_EXIT_USAGE, "loss %d needs at least %d classes, the model has %d", (int)kind, min_k[kind], K);
+    if (y < 0 || y >= K) return qb_error(QB_EXIT_DATA, "loss: label %d is outside the model's %d classes", y, K);
+    if (kind == QB_LOSS_DLR_T || kind == QB_LOSS_TDIFF) {
+        if (t < 0 || t >= K) return qb_error(QB_EXIT_USAGE, "targeted loss: target %d is outside [0, %d)", t, K);
+        if (t == y) return qb_error(QB_EXIT_USAGE, "targeted loss: the target is the label (%d)", y);
+    }
+    return 0;
+}
+
 double qb_loss_eval(qb_loss kind, const float *z, int K, int y, int t, float *dz) {
+    if (qb_loss_check(kind, K, y, t)) { /* never index z or dz out of range */
+        if (dz && K > 0) memset(dz, 0, sizeof(float) * K);
+        return NAN;
+    }
     if (dz) memset(dz, 0, sizeof(float) * K);
     if (kind == QB_LOSS_CE) {
         double mx = z[0];
@@ -147,14 +165,22 @@ void qb_attack_ws_free(qb_attack_ws *ws) {
 
 int qb_attack_loss_grad(qb_attack_ws *ws, const float *x, int n, const int *y, const int *t, qb_loss kind,
                         double *loss, float *grad) {
-    int K = ws->K;
+    int K = ws->K, rc;
     size_t d = ws->d;
     if (n > ws->cap) return qb_error(QB_EXIT_FAIL, "attack: %d images exceed the workspace of %d", n, ws->cap);
     if (n == 0) return 0;
+    if (!y && (loss || grad)) return qb_error(QB_EXIT_FAIL, "attack: a loss or gradient needs labels");
+    /* O(n) before the forward: labels and targets in range, enough classes for the loss */
+    for (int b = 0; y && b < n; b++)
+        if ((rc = qb_loss_check(kind, K, y[b], t ? t[b] : -1))) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "%s", qb_last_error());
+            return qb_error(rc, "attack: image %d: %s", b, msg);
+        }
     /* one engine call for the whole batch: the engine is batch-invariant (an image's logits and
      * input gradient are bit-identical alone or at any position of a batch) */
     float *z = ws->logits, *dz = ws->dlogits;
-    int rc = vit_forward(ws->m, x, n, grad ? VIT_MODE_INPUT_GRAD : VIT_MODE_INFER, z);
+    rc = vit_forward(ws->m, x, n, grad ? VIT_MODE_INPUT_GRAD : VIT_MODE_INFER, z);
     if (rc) return rc;
     int bad = 0;
     for (int i = 0; i < n * K; i++) bad |= !isfinite(z[i]);

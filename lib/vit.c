@@ -126,16 +126,17 @@ void vit_free(vit_model *m) {
 /* ----------------------------------------------------------------------------------------
  * activations: per-layer buffers either strided by layer (kept for backward) or shared */
 
-enum { A_XN, A_PATCHES, A_RES, A_LN1, A_LN1M, A_LN1R, A_QKV, A_QKSTAT, A_ATT, A_ATTY, A_RESMID, A_LN2, A_LN2M,
+enum { A_PATCHES, A_RES, A_LN1, A_LN1M, A_LN1R, A_QKV, A_QKSTAT, A_ATT, A_ATTY, A_RESMID, A_LN2, A_LN2M,
        A_LN2R, A_FCH, A_FCHG, A_POOLED, A_LNF, A_LNFM, A_LNFR, A_LOGITS, A_SCRATCH };
 
 /* per-layer size of each activation, and whether it is indexed by layer */
-static void act_layout(const vit_config *c, int B, int T, size_t per[VIT_ACT_SLOTS], int layered[VIT_ACT_SLOTS]) {
-    size_t N = c->n_tokens, D = c->dim, F = c->mlp_dim, H = c->heads, S = c->img_size;
+static void act_layout(const vit_config *c, int B, vit_mode mode, int T, size_t per[VIT_ACT_SLOTS],
+                       int layered[VIT_ACT_SLOTS]) {
+    size_t N = c->n_tokens, D = c->dim, F = c->mlp_dim, H = c->heads;
     size_t BN = (size_t)B * N;
     memset(layered, 0, sizeof(int) * VIT_ACT_SLOTS);
-    per[A_XN] = (size_t)B * c->in_chans * S * S;
-    per[A_PATCHES] = (size_t)B * c->n_patches * c->in_chans * c->patch * c->patch;
+    /* only the patch-embedding weight gradient reads patches again: other modes embed image by image */
+    per[A_PATCHES] = (size_t)(mode == VIT_MODE_FULL ? B : 1) * c->n_patches * c->in_chans * c->patch * c->patch;
     per[A_RES] = BN * D;
     per[A_LN1] = BN * D;
     per[A_LN1M] = BN;
@@ -166,7 +167,7 @@ static int acts_ensure(vit_model *m, int B, vit_mode mode) {
     m->acts_mem = NULL;
     size_t per[VIT_ACT_SLOTS];
     int layered[VIT_ACT_SLOTS];
-    act_layout(&m->cfg, B, T, per, layered);
+    act_layout(&m->cfg, B, mode, T, per, layered);
     /* what backward reads per layer (engine.md §1.8); the rest is shared scratch */
     int keep_input[] = {A_RES, A_LN1M, A_LN1R, A_QKV, A_QKSTAT, A_ATT, A_RESMID, A_LN2M, A_LN2R, A_FCH};
     int keep_full[] = {A_LN1, A_ATTY, A_LN2, A_FCHG};
@@ -175,8 +176,11 @@ static int acts_ensure(vit_model *m, int B, vit_mode mode) {
     if (mode == VIT_MODE_FULL)
         for (size_t i = 0; i < sizeof keep_full / sizeof *keep_full; i++) layered[keep_full[i]] = 1;
     size_t L = m->cfg.depth;
+    /* res[L] is read by the pooling alone: input-gradient mode puts it in ln1's shared buffer
+     * (free by then: the last block's qkv GEMM was its last reader; see act_at) */
+    size_t res_layers = mode == VIT_MODE_INPUT_GRAD ? L : L + 1;
     for (int i = 0; i < VIT_ACT_SLOTS; i++) {
-        size_t nl = layered[i] ? (i == A_RES ? L + 1 : L) : (i == A_RES ? 2 : 1);
+        size_t nl = layered[i] ? (i == A_RES ? res_layers : L) : (i == A_RES ? 2 : 1);
         m->act_sizes[i] = per[i] * nl;
         m->act_layer_stride[i] = layered[i] ? per[i] : 0;
     }
@@ -195,6 +199,7 @@ static int acts_ensure(vit_model *m, int B, vit_mode mode) {
 /* pointer to layer l of activation slot i */
 static inline float *act_at(vit_model *m, float *base, int slot, int l) {
     if (slot == A_RES && m->act_mode == VIT_MODE_INFER) return base + (size_t)(l & 1) * m->act_layer_stride[slot];
+    if (slot == A_RES && m->act_mode == VIT_MODE_INPUT_GRAD && l == m->cfg.depth) return m->acts.ln1;
     return base + (size_t)l * m->act_layer_stride[slot];
 }
 
@@ -213,14 +218,34 @@ static int last_block_cls_only(const vit_config *c, vit_mode mode) {
     return mode != VIT_MODE_FULL && c->class_token && c->pool == VIT_POOL_TOKEN;
 }
 
+/* the first image (of B, n floats each) holding a NaN or infinity, or -1: an exponent test on
+ * the bits, which vectorises (an early-exit isfinite loop does not) */
+static int first_nonfinite_image(const float *x, int B, size_t n) {
+    for (int b = 0; b < B; b++) {
+        const float *xb = x + (size_t)b * n;
+        uint32_t bad = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u;
+            memcpy(&u, xb + i, sizeof u);
+            bad |= (u & 0x7f800000u) == 0x7f800000u;
+        }
+        if (bad) return b;
+    }
+    return -1;
+}
+
 int vit_forward(vit_model *m, const float *x, int B, vit_mode mode, float *logits_out) {
+    m->act_valid = 0; /* a failure below must not leave an older forward for vit_backward */
     if (B <= 0) return qb_error(QB_EXIT_FAIL, "vit_forward: batch size must be > 0 (got %d)", B);
     if (!x) return qb_error(QB_EXIT_FAIL, "vit_forward: no input");
+    const size_t img_floats = (size_t)m->cfg.in_chans * m->cfg.img_size * m->cfg.img_size;
+    int bad = first_nonfinite_image(x, B, img_floats);
+    if (bad >= 0) return qb_error(QB_EXIT_FAIL, "vit_forward: image %d has a non-finite pixel (NaN or infinity)", bad);
     int rc = acts_ensure(m, B, mode);
     if (rc) return rc;
     const vit_config *c = &m->cfg;
     const int N = c->n_tokens, D = c->dim, F = c->mlp_dim, H = c->heads, hd = c->head_dim, K = c->classes;
-    const int S = c->img_size, G = c->grid, P = c->patch, C = c->in_chans, CPP = C * P * P, Np = c->n_patches;
+    const int G = c->grid, P = c->patch, C = c->in_chans, CPP = C * P * P, Np = c->n_patches;
     const int cls = c->class_token ? 1 : 0, BN = B * N;
     vit_params *p = &m->params;
     vit_acts *a = &m->acts;
@@ -229,19 +254,17 @@ int vit_forward(vit_model *m, const float *x, int B, vit_mode mode, float *logit
      * faster and only thread-count invariance is kept */
     const int gN = mode == VIT_MODE_FULL ? 0 : N, gNp = mode == VIT_MODE_FULL ? 0 : Np, g1 = mode == VIT_MODE_FULL ? 0 : 1;
 
-    /* input normalisation and patch embedding straight into the residual stream */
-    normalize_forward(a->xn, x, c->mean, c->std, B, C, S * S);
-    im2col_forward(a->patches, a->xn, B, C, G, P);
+    /* input normalisation and patch embedding straight into the residual stream; full mode
+     * keeps every image's patches (weight gradient), the others reuse one image's buffer */
+    const int keep_patches = mode == VIT_MODE_FULL;
     float *res0 = act_at(m, a->res, A_RES, 0);
-    for (int b = 0; b < B; b++)
-        matmul_forward(res0 + ((size_t)b * N + cls) * D, D, a->patches + (size_t)b * Np * CPP, p->patchw, p->patchb,
-                       Np, CPP, D, gNp);
-#pragma omp parallel for schedule(static)
+    if (keep_patches) im2col_normalize_forward(a->patches, x, c->mean, c->std, B, C, G, P);
     for (int b = 0; b < B; b++) {
-        float *t = res0 + (size_t)b * N * D;
-        if (cls) memcpy(t, p->cls, (size_t)D * sizeof(float));
-        for (size_t i = 0; i < (size_t)N * D; i++) t[i] += p->pos[i];
+        float *pt = a->patches + (keep_patches ? (size_t)b * Np * CPP : 0);
+        if (!keep_patches) im2col_normalize_forward(pt, x + b * img_floats, c->mean, c->std, 1, C, G, P);
+        matmul_forward(res0 + ((size_t)b * N + cls) * D, D, pt, p->patchw, p->patchb, Np, CPP, D, gNp);
     }
+    tokens_forward(res0, p->cls, p->pos, B, N, D, cls);
 
     attention_dims ad = {B, N, D, H, hd, c->attn, c->attn_scale,
                          c->attn == VIT_ATTN_QUEST ? c->quest_eps : c->norm_eps};
@@ -298,24 +321,11 @@ int vit_forward(vit_model *m, const float *x, int B, vit_mode mode, float *logit
     }
 
     /* pool ('token': cls row; 'avg': mean of patch tokens), final norm, head */
-    float *resL = act_at(m, a->res, A_RES, c->depth);
-#pragma omp parallel for schedule(static)
-    for (int b = 0; b < B; b++) {
-        float *pool_b = a->pooled + (size_t)b * D;
-        const float *t = resL + (size_t)b * N * D;
-        if (c->pool == VIT_POOL_TOKEN) {
-            memcpy(pool_b, t, (size_t)D * sizeof(float));
-        } else {
-            for (int i = 0; i < D; i++) {
-                float s = 0.0f;
-                for (int n = cls; n < N; n++) s += t[(size_t)n * D + i];
-                pool_b[i] = s / (float)(N - cls);
-            }
-        }
-    }
+    pool_forward(a->pooled, act_at(m, a->res, A_RES, c->depth), B, N, D, cls, c->pool == VIT_POOL_AVG);
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, a->pooled, p->lnfw, p->lnfb, B, D, c->norm_eps);
     matmul_forward(a->logits, K, a->lnf, p->headw, p->headb, B, D, K, g1);
     if (logits_out) memcpy(logits_out, a->logits, (size_t)B * K * sizeof(float));
+    m->act_valid = 1;
     return 0;
 }
 
@@ -350,9 +360,17 @@ int vit_zero_grad(vit_model *m) {
 #define GRAD(field) (full ? m->grads.field : NULL)
 
 int vit_backward(vit_model *m, const float *dlogits, float *dx) {
-    if (!m->acts_mem || m->act_B <= 0) return qb_error(QB_EXIT_FAIL, "vit_backward: no forward pass to go back through");
+    if (!m->acts_mem || m->act_B <= 0 || !m->act_valid)
+        return qb_error(QB_EXIT_FAIL, "vit_backward: no successful forward pass to go back through");
     if (m->act_mode < VIT_MODE_INPUT_GRAD)
         return qb_error(QB_EXIT_FAIL, "vit_backward: the forward pass ran in inference mode (no activations kept)");
+    if (!dlogits) return qb_error(QB_EXIT_FAIL, "vit_backward: no gradient of the logits (dlogits is NULL)");
+    /* attention indexes its scratch by thread number: more threads than the forward sized it
+     * for would write past the arena */
+    if (omp_get_max_threads() > m->act_threads)
+        return qb_error(QB_EXIT_FAIL,
+                        "vit_backward: %d OpenMP threads, but the forward pass sized its scratch for %d; "
+                        "run the forward again at this thread count", omp_get_max_threads(), m->act_threads);
     const vit_config *c = &m->cfg;
     const int B = m->act_B, N = c->n_tokens, D = c->dim, F = c->mlp_dim, H = c->heads, hd = c->head_dim;
     const int K = c->classes, P = c->patch, C = c->in_chans, CPP = C * P * P, Np = c->n_patches;
@@ -374,19 +392,7 @@ int vit_backward(vit_model *m, const float *dlogits, float *dx) {
     matmul_backward(d->dlnf, GRAD(headw), GRAD(headb), dlogits, K, a->lnf, p->headw, B, D, K, g1);
     memset(d->dpooled, 0, (size_t)B * D * sizeof(float));
     layernorm_backward(d->dpooled, GRAD(lnfw), GRAD(lnfb), d->dlnf, a->pooled, a->lnf_mean, a->lnf_rstd, p->lnfw, B, D);
-    memset(d->dres, 0, (size_t)BN * D * sizeof(float));
-#pragma omp parallel for schedule(static)
-    for (int b = 0; b < B; b++) {
-        const float *dp = d->dpooled + (size_t)b * D;
-        float *dt = d->dres + (size_t)b * N * D;
-        if (c->pool == VIT_POOL_TOKEN) {
-            memcpy(dt, dp, (size_t)D * sizeof(float));
-        } else {
-            float inv = 1.0f / (float)(N - cls);
-            for (int n = cls; n < N; n++)
-                for (int i = 0; i < D; i++) dt[(size_t)n * D + i] = dp[i] * inv;
-        }
-    }
+    pool_backward(d->dres, d->dpooled, B, N, D, cls, c->pool == VIT_POOL_AVG);
 
     attention_dims ad = {B, N, D, H, hd, c->attn, c->attn_scale,
                          c->attn == VIT_ATTN_QUEST ? c->quest_eps : c->norm_eps};
@@ -454,16 +460,15 @@ int vit_backward(vit_model *m, const float *dlogits, float *dx) {
                            ln1m, ln1r, p->ln1w + oD, BN, D);
     }
 
-    /* embeddings: T0 = [cls; patch_embed(x)] + pos */
-    if (full) {
-        colsum_accumulate(m->grads.pos, d->dres, B, N * D, N * D);
-        if (cls) colsum_accumulate(m->grads.cls, d->dres, B, D, N * D);
-    }
-    memset(d->dpatches, 0, (size_t)B * Np * CPP * sizeof(float));
-    for (int b = 0; b < B; b++)
-        matmul_backward(d->dpatches + (size_t)b * Np * CPP, GRAD(patchw), GRAD(patchb),
-                        d->dres + ((size_t)b * N + cls) * D, D, a->patches + (size_t)b * Np * CPP, p->patchw, Np, CPP,
-                        D, gNp);
+    /* embeddings: T0 = [cls; patch_embed(x)] + pos; the patch GEMM's input side only when dx
+     * is wanted (training needs the weight side alone) */
+    if (full) tokens_backward(m->grads.cls, m->grads.pos, d->dres, B, N, D, cls);
+    if (dx) memset(d->dpatches, 0, (size_t)B * Np * CPP * sizeof(float));
+    if (full || dx)
+        for (int b = 0; b < B; b++)
+            matmul_backward(dx ? d->dpatches + (size_t)b * Np * CPP : NULL, GRAD(patchw), GRAD(patchb),
+                            d->dres + ((size_t)b * N + cls) * D, D, full ? a->patches + (size_t)b * Np * CPP : NULL,
+                            p->patchw, Np, CPP, D, gNp);
     if (dx) {
         im2col_backward(d->dxn, d->dpatches, B, C, c->grid, P);
         normalize_backward(dx, d->dxn, c->std, B, C, c->img_size * c->img_size);

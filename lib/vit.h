@@ -82,12 +82,14 @@ typedef enum {
 } vit_mode;
 
 typedef struct {
-    float *xn;        /* (B, C, S, S)   normalised input */
-    float *patches;   /* (B, Np, CPP)   im2col of xn */
+    float *patches;   /* (B, Np, CPP)   im2col of the normalised input; full mode only keeps
+                       * every image's (weight gradient), other modes one image's, reused */
     float *res;       /* (L+1, B, N, D) residual stream entering block l; [L] = after last block
                        * (inference and input-gradient modes with 'token' pooling: the last block
                        * computes only the class-token rows after attention, so [L] holds those,
-                       * and its res_mid, ln2(+stats), fch, fch_gelu hold B compact rows) */
+                       * and its res_mid, ln2(+stats), fch, fch_gelu hold B compact rows).
+                       * Input-gradient mode keeps L of them: [L] lives in ln1's shared buffer
+                       * (backward reads pooled, never [L]) */
     float *ln1;       /* (L, B, N, D)   norm1 output */
     float *ln1_mean;  /* (L, B, N) */
     float *ln1_rstd;  /* (L, B, N) */
@@ -108,7 +110,7 @@ typedef struct {
     float *logits;    /* (B, K) */
     float *scratch;   /* (T, N*N + 4*N*hd) per-thread per-head working space */
 } vit_acts;
-#define VIT_ACT_SLOTS 22
+#define VIT_ACT_SLOTS 21
 
 /* Activation gradients for one layer at a time (backward walks the layers down). */
 typedef struct {
@@ -137,7 +139,8 @@ typedef struct {
     size_t act_sizes[VIT_ACT_SLOTS];
     int act_B;
     vit_mode act_mode;
-    int act_threads;
+    int act_threads;  /* attention scratch is sized for this many threads */
+    int act_valid;    /* 1 after a successful vit_forward; cleared when one starts */
     size_t acts_bytes;
     /* gradients (lazily allocated at the first backward) */
     vit_params grads;
@@ -152,13 +155,15 @@ int vit_init(vit_model *m, const vit_config *cfg);
 void vit_free(vit_model *m);
 
 /* Forward: x is (B, C, S, S) pixels in [0,1]; logits_out (B, K) may be NULL (then read
- * m->acts.logits). Allocates activations on first use or when B/mode grow. */
+ * m->acts.logits). Allocates activations on first use or when B/mode grow. A non-finite
+ * pixel is an error naming the image. Any failure leaves no activations to go back through. */
 int vit_forward(vit_model *m, const float *x, int B, vit_mode mode, float *logits_out);
 
-/* Backward from dlogits (B, K) after a vit_forward with the same B and mode ≥ INPUT_GRAD.
+/* Backward from dlogits (B, K) after a successful vit_forward in mode ≥ INPUT_GRAD, at no more
+ * OpenMP threads than that forward ran with (its scratch is sized for them; more is an error).
  * dx (B, C, S, S) receives dL/dx in pixel space (assigned, not accumulated) when non-NULL.
  * In VIT_MODE_FULL the parameter gradients accumulate into m->grads (zero them with
- * vit_zero_grad). */
+ * vit_zero_grad); with dx NULL the input-side work of the patch embedding is skipped. */
 int vit_backward(vit_model *m, const float *dlogits, float *dx);
 int vit_zero_grad(vit_model *m);
 

@@ -68,6 +68,76 @@ void im2col_backward(float *dimg, const float *dpatches, int B, int C, int G, in
         }
 }
 
+void im2col_normalize_forward(float *patches, const float *img, const float *mean, const float *std, int B, int C,
+                              int G, int P) {
+    int S = G * P, CPP = C * P * P;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int p = 0; p < G * G; p++) {
+            int gy = p / G, gx = p % G;
+            float *row = patches + ((size_t)b * G * G + p) * CPP;
+            for (int c = 0; c < C; c++) {
+                float m = mean[c], s = std[c];
+                for (int ky = 0; ky < P; ky++) {
+                    const float *src = img + (((size_t)b * C + c) * S + gy * P + ky) * S + gx * P;
+                    float *dst = row + (c * P + ky) * P;
+                    for (int kx = 0; kx < P; kx++) dst[kx] = (src[kx] - m) / s;
+                }
+            }
+        }
+}
+
+/* ----------------------------------------------------------------------------------------
+ * token sequence (cls + patches + position embedding) and pooling */
+
+void tokens_forward(float *t, const float *cls_tok, const float *pos, int B, int N, int D, int cls) {
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        float *tb = t + (size_t)b * N * D;
+        if (cls) memcpy(tb, cls_tok, (size_t)D * sizeof(float));
+        for (size_t i = 0; i < (size_t)N * D; i++) tb[i] += pos[i];
+    }
+}
+
+void tokens_backward(float *dcls, float *dpos, const float *dt, int B, int N, int D, int cls) {
+    /* every image's rows summed in order (colsum_accumulate): deterministic */
+    if (dpos) colsum_accumulate(dpos, dt, B, N * D, N * D);
+    if (dcls && cls) colsum_accumulate(dcls, dt, B, D, N * D);
+}
+
+void pool_forward(float *pooled, const float *t, int B, int N, int D, int cls, int avg) {
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        float *pool_b = pooled + (size_t)b * D;
+        const float *tb = t + (size_t)b * N * D;
+        if (!avg) {
+            memcpy(pool_b, tb, (size_t)D * sizeof(float));
+        } else {
+            for (int i = 0; i < D; i++) {
+                float s = 0.0f;
+                for (int n = cls; n < N; n++) s += tb[(size_t)n * D + i];
+                pool_b[i] = s / (float)(N - cls);
+            }
+        }
+    }
+}
+
+void pool_backward(float *dt, const float *dpooled, int B, int N, int D, int cls, int avg) {
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        const float *dp = dpooled + (size_t)b * D;
+        float *dtb = dt + (size_t)b * N * D;
+        memset(dtb, 0, (size_t)N * D * sizeof(float));
+        if (!avg) {
+            memcpy(dtb, dp, (size_t)D * sizeof(float));
+        } else {
+            float inv = 1.0f / (float)(N - cls);
+            for (int n = cls; n < N; n++)
+                for (int i = 0; i < D; i++) dtb[(size_t)n * D + i] = dp[i] * inv;
+        }
+    }
+}
+
 /* ----------------------------------------------------------------------------------------
  * GEMM: OpenBLAS runs one thread per call and all threading is ours. OpenBLAS's own
  * threading partitions work by thread count and its edge kernels round differently, so

@@ -16,6 +16,23 @@ void normalize_backward(float *dx, const float *dxn, const float *std, int B, in
 void im2col_forward(float *patches, const float *img, int B, int C, int G, int P);
 /* col2im (a pure permutation since patches do not overlap): assigns dimg. */
 void im2col_backward(float *dimg, const float *dpatches, int B, int C, int G, int P);
+/* im2col of the normalised image in one pass: patches = im2col((img − mean_c) / std_c), the
+ * same float operations as normalize_forward then im2col_forward (so no (B, C, S, S) copy of
+ * the normalised input is needed); the backward is im2col_backward then normalize_backward. */
+void im2col_normalize_forward(float *patches, const float *img, const float *mean, const float *std, int B, int C,
+                              int G, int P);
+
+/* Token sequence: t (B, N, D) holds the patch embeddings in rows [cls, N); this writes row 0 =
+ * cls_tok when cls, then t[b] += pos (N, D) (timm _pos_embed, engine.md §1.2 step 2). */
+void tokens_forward(float *t, const float *cls_tok, const float *pos, int B, int N, int D, int cls);
+/* dpos (N, D) += Σ_b dt[b];  dcls (D) += Σ_b dt[b, 0] when cls (either may be NULL). */
+void tokens_backward(float *dcls, float *dpos, const float *dt, int B, int N, int D, int cls);
+
+/* Pooling of t (B, N, D) into pooled (B, D): avg = 0: the class token's row 0 ('token');
+ * avg = 1: the mean of rows [cls, N), the patch tokens (engine.md §1.6). */
+void pool_forward(float *pooled, const float *t, int B, int N, int D, int cls, int avg);
+/* dt (B, N, D) = the pooling's gradient (assigns every row; rows it does not read get 0). */
+void pool_backward(float *dt, const float *dpooled, int B, int N, int D, int cls, int avg);
 
 /* C (M,N) = alpha·op(A)·op(B) + beta·C, tiles in parallel, one BLAS thread per tile: results
  * do not depend on the thread count. row_group > 0: C's rows come in groups of that many

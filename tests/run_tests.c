@@ -10,6 +10,7 @@
     X(dataset_suite) \
     X(vit_suite) \
     X(vit_ops_suite) \
+    X(vit_grad_suite) \
     X(model_suite) \
     X(loss_suite) \
     X(train_suite) \
@@ -17,6 +18,7 @@
     X(rng_suite) \
     X(corruptions_suite) \
     X(attacks_suite) \
+    X(losses_suite) \
     X(cli_suite) \
     X(corrupt_cli_suite) \
     X(run_suite) \

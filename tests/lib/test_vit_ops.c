@@ -284,6 +284,72 @@ START_TEST(test_quest_logit_bound) {
 }
 END_TEST
 
+/* pooling ('token'; 'avg' with and without a class token) backward against finite differences */
+START_TEST(test_pool_backward_fd) {
+    seed_state = 11 + _i;
+    enum { B = 2, N = 5, D = 8 };
+    int cls = _i < 2, avg = _i > 0;
+    float t[B * N * D], r[B * D], pooled[B * D], dt[B * N * D];
+    fill(t, B * N * D, 1), fill(r, B * D, 1);
+    pool_forward(pooled, t, B, N, D, cls, avg);
+    pool_backward(dt, r, B, N, D, cls, avg);
+    double td[B * N * D];
+    to_double(td, t, B * N * D);
+    for (int i = 0; i < B * N * D; i++) {
+        double keep = td[i], l[2];
+        for (int s = 0; s < 2; s++) {
+            td[i] = keep + (s ? -FD64_H : FD64_H);
+            l[s] = 0;
+            for (int b = 0; b < B; b++)
+                for (int j = 0; j < D; j++) {
+                    double v = 0;
+                    if (!avg) v = td[(size_t)b * N * D + j];
+                    else {
+                        for (int n = cls; n < N; n++) v += td[((size_t)b * N + n) * D + j];
+                        v /= N - cls;
+                    }
+                    l[s] += v * r[b * D + j];
+                }
+        }
+        td[i] = keep;
+        check_fd(avg ? "avg pool" : "token pool", i, dt[i], (l[0] - l[1]) / (2 * FD64_H));
+    }
+}
+END_TEST
+
+/* token sequence: cls row and position embedding, gradients of cls and pos by finite differences */
+START_TEST(test_tokens_backward_fd) {
+    seed_state = 14 + _i;
+    enum { B = 2, N = 5, D = 8 };
+    int cls = _i;
+    float t[B * N * D], e[B * N * D], c[D], pos[N * D], r[B * N * D], dc[D] = {0}, dpos[N * D] = {0};
+    fill(e, B * N * D, 1), fill(c, D, 1), fill(pos, N * D, 1), fill(r, B * N * D, 1);
+    memcpy(t, e, sizeof t);
+    tokens_forward(t, c, pos, B, N, D, cls);
+    for (int i = 0; i < B * N * D; i++) /* row 0 is the cls token when there is one */
+        ck_assert_float_eq(t[i], (cls && i % (N * D) < D ? c[i % D] : e[i]) + pos[i % (N * D)]);
+    tokens_backward(dc, dpos, r, B, N, D, cls);
+    double cd[D], pd[N * D];
+    to_double(cd, c, D), to_double(pd, pos, N * D);
+    double *vars[2] = {cd, pd};
+    float *grads[2] = {dc, dpos};
+    int sizes[2] = {D, N * D};
+    for (int v = 0; v < 2; v++)
+        for (int i = 0; i < sizes[v]; i++) {
+            double keep = vars[v][i], l[2];
+            for (int s = 0; s < 2; s++) {
+                vars[v][i] = keep + (s ? -FD64_H : FD64_H);
+                l[s] = 0;
+                for (int b = 0; b < B; b++)
+                    for (int j = 0; j < N * D; j++)
+                        l[s] += ((cls && j < D ? cd[j] : e[b * N * D + j]) + pd[j]) * r[b * N * D + j];
+            }
+            vars[v][i] = keep;
+            check_fd(v ? "dpos" : "dcls", i, grads[v][i], (l[0] - l[1]) / (2 * FD64_H));
+        }
+}
+END_TEST
+
 START_TEST(test_normalize_and_im2col_roundtrip) {
     seed_state = 10;
     int B = 2, C = 3, G = 3, P = 4, S = G * P;
@@ -301,6 +367,11 @@ START_TEST(test_normalize_and_im2col_roundtrip) {
     ck_assert_int_eq(memcmp(back, xn, n * 4), 0);
     normalize_backward(back, xn, std, B, C, S * S);
     ck_assert_float_eq(back[5], xn[5] / std[0]);
+    /* the fused op gives the same bits as normalise then im2col */
+    float *fused = malloc(n * 4);
+    im2col_normalize_forward(fused, x, mean, std, B, C, G, P);
+    ck_assert_int_eq(memcmp(fused, pt, n * 4), 0);
+    free(fused);
     free(x), free(xn), free(pt), free(back);
 }
 END_TEST
@@ -315,6 +386,8 @@ Suite *vit_ops_suite(void) {
     tcase_add_test(tc, test_matmul_backward_fd);
     tcase_add_loop_test(tc, test_attention_backward_fd, 0, 3);
     tcase_add_test(tc, test_quest_logit_bound);
+    tcase_add_loop_test(tc, test_pool_backward_fd, 0, 3);
+    tcase_add_loop_test(tc, test_tokens_backward_fd, 0, 2);
     tcase_add_test(tc, test_normalize_and_im2col_roundtrip);
     suite_add_tcase(s, tc);
     return s;

@@ -38,9 +38,17 @@ CONFIGS = [
     # 32-px, 10-class models for the demo suite and the nightly gate (random weights, crop_pct 1)
     ("cifar_sdpa", "sdpa", 32, 2, 2, 4, 32, 64, 10, "token", True, True, "F32", 2),
     ("cifar_quest", "quest", 32, 2, 2, 4, 32, 64, 10, "token", True, True, "F32", 2),
+    # branches the ones above miss: qknorm averaging with a class token; quest without one and
+    # an eps above many key norms (the clamp); patch 5 with an odd head width and no qkv bias
+    ("qknorm_avg_cls", "qknorm", 16, 2, 2, 4, 8, 32, 5, "avg", True, True, "F32", 2),
+    ("quest_nocls_clamp", "quest", 16, 2, 2, 4, 8, 32, 5, "avg", False, True, "F32", 2),
+    ("sdpa_p5_nobias", "sdpa", 30, 2, 2, 5, 15, 60, 5, "token", True, False, "F32", 2),
 ]
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 EPS, QUEST_EPS = 1e-6, 1e-6
+# per-fixture QUEST eps (default QUEST_EPS): about the median key norm, so that a good share of
+# keys take the clamped branch k / eps (tests/lib/test_vit.c checks the share)
+QUEST_EPS_OF = {"quest_nocls_clamp": 3.0}
 
 
 def make_params(g, attn, D, H, L, P, S, F, K, pool, cls, qkv_bias):
@@ -84,7 +92,7 @@ def make_params(g, attn, D, H, L, P, S, F, K, pool, cls, qkv_bias):
     return p
 
 
-def vit_forward(p, x, attn, D, H, L, P, pool, cls):
+def vit_forward(p, x, attn, D, H, L, P, pool, cls, quest_eps=QUEST_EPS, knorms=None):
     """timm VisionTransformer.forward (eval) with the input normalisation in front."""
     hd = D // H
     mean = torch.tensor(MEAN).view(1, 3, 1, 1)
@@ -108,7 +116,9 @@ def vit_forward(p, x, attn, D, H, L, P, pool, cls):
             q = Fn.layer_norm(q, (hd,), p[b + "attn.q_norm.weight"], p[b + "attn.q_norm.bias"], EPS)
             k = Fn.layer_norm(k, (hd,), p[b + "attn.k_norm.weight"], p[b + "attn.k_norm.bias"], EPS)
         if attn == "quest":
-            k = Fn.normalize(k, p=2, dim=-1, eps=QUEST_EPS)
+            if knorms is not None:
+                knorms.append(k.detach().norm(dim=-1).flatten())
+            k = Fn.normalize(k, p=2, dim=-1, eps=quest_eps)
             scale = 1.0
         a = (q * scale) @ k.transpose(-2, -1)
         a = a.softmax(dim=-1)
@@ -215,14 +225,16 @@ def main():
                 "questbench.interpolation": "bicubic",
                 "questbench.act": "gelu_erf", "questbench.num_classes": str(K),
                 "questbench.source": "tests/ref/make_vit_fixtures.py"}
+        qeps = QUEST_EPS_OF.get(name, QUEST_EPS)
         if attn == "quest":
-            meta["questbench.quest_eps"] = "1e-06"
+            meta["questbench.quest_eps"] = "1e-06" if qeps == QUEST_EPS else repr(qeps)
         write_safetensors(os.path.join(OUT, name + ".safetensors"), params, dtype, meta)
 
         x = torch.rand(B, 3, S, S, generator=g)
         leaves = {k: v.clone().requires_grad_(True) for k, v in params.items()}
         xin = x.clone().requires_grad_(True)
-        logits = vit_forward(leaves, xin, attn, D, H, L, P, pool, cls)
+        knorms = []
+        logits = vit_forward(leaves, xin, attn, D, H, L, P, pool, cls, qeps, knorms)
         dlogits = torch.randn(B, K, generator=g)
         (logits * dlogits).sum().backward()
         ref = {"x": x, "logits": logits.detach(), "dlogits": dlogits, "dx": xin.grad}
@@ -231,7 +243,11 @@ def main():
         write_safetensors(os.path.join(OUT, name + ".ref.safetensors"), ref)
         if name in ("sdpa_tiny", "quest_deep"):
             write_predict_fixture(name, params, attn, D, H, L, P, S, pool, cls, g)
-        print(f"{name}: {attn} D={D} H={H} L={L} P={P} S={S} K={K} {dtype} max|logit|={logits.abs().max():.3f}")
+        clamp = ""
+        if name in QUEST_EPS_OF:
+            kn = torch.cat(knorms)
+            clamp = f" keys below eps {qeps}: {(kn < qeps).float().mean():.2f}"
+        print(f"{name}: {attn} D={D} H={H} L={L} P={P} S={S} K={K} {dtype} max|logit|={logits.abs().max():.3f}{clamp}")
 
 
 if __name__ == "__main__":
