@@ -35,6 +35,19 @@ static int find_or_add_model(qb_report *r, const qb_result *row) {
     return r->n_models++;
 }
 
+/* An attack name as a file name: "worst:fgsm+pgd[steps=20]" -> "worst_fgsm+pgd_steps=20" */
+static const char *file_safe(const char *name, char *out, size_t n) {
+    size_t o = 0;
+    for (; *name && o + 1 < n; name++) {
+        char ch = *name;
+        if (ch == ']') continue;
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr("._+=-", ch);
+        out[o++] = ok ? ch : '_';
+    }
+    out[o] = 0;
+    return out;
+}
+
 static int find_or_add_attack(qb_report *r, const char *name, const char *norm) {
     for (int i = 0; i < r->n_attacks; i++)
         if (!strcmp(r->attacks[i], name) && !strcmp(r->norms[i], norm)) return i;
@@ -269,7 +282,8 @@ static int write_svgs(const qb_report *r, const char *dir) {
                 if (!isnan(r->m[k].rob[a][e])) sr->x[sr->n] = r->eps[e], sr->y[sr->n++] = 100 * r->m[k].rob[a][e];
             if (sr->n) ch->n_series++;
         }
-        snprintf(fname, sizeof fname, "robust_%s_%s.svg", r->attacks[a], r->norms[a]);
+        char safe[256];
+        snprintf(fname, sizeof fname, "robust_%s_%s.svg", file_safe(r->attacks[a], safe, sizeof safe), r->norms[a]);
         FILE *f = open_atomic(dir, fname, tmp, final);
         if (!f || svg_write_chart(f, ch) || close_atomic(f, tmp, final)) { free(ch); return qb_error(QB_EXIT_IO, "%s: write failed", final); }
     }
@@ -401,7 +415,10 @@ int qb_report_write(const qb_report *r, const char *dir, const char *const *sour
                 row++;
             }
         md_write(f, t);
-        for (int a = 0; a < r->n_attacks; a++) fprintf(f, "![%s](robust_%s_%s.svg)\n", r->attacks[a], r->attacks[a], r->norms[a]);
+        for (int a = 0; a < r->n_attacks; a++) {
+            char safe[256];
+            fprintf(f, "![%s](robust_%s_%s.svg)\n", r->attacks[a], file_safe(r->attacks[a], safe, sizeof safe), r->norms[a]);
+        }
         fprintf(f, "\n");
     }
     free(t);

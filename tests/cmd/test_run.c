@@ -124,6 +124,39 @@ START_TEST(test_suite_end_to_end_and_resume) {
 }
 END_TEST
 
+/* configs/nightly.yaml, run as shipped (output moved to a temporary folder), passes its gate
+ * against reports/nightly-baseline.csv: the baseline is kept in step with the code (a stream or
+ * row-name change that moves a metric shows here, not in a user's nightly job). Needs
+ * $QUESTBENCH_DATA/cifar10/test; without it the test says so and passes. */
+START_TEST(test_nightly_baseline_gate) {
+    char root[1024], data[1100], cmd[4096];
+    snprintf(root, sizeof root, "%s/../..", qbt_fixture(""));
+    const char *d = getenv("QUESTBENCH_DATA");
+    struct stat st;
+    snprintf(data, sizeof data, "%s/cifar10/test", d && *d ? d : "/nonexistent");
+    if (stat(data, &st) != 0) {
+        printf("run: SKIPPED nightly gate: %s not found (set QUESTBENCH_DATA)\n", data);
+        return;
+    }
+    const char *dir = qbt_tmpdir();
+    char tmpdir[512];
+    snprintf(tmpdir, sizeof tmpdir, "%s", dir);
+    snprintf(cmd, sizeof cmd, "sed 's#^output: .*#output: %s/nightly#' %s/configs/nightly.yaml > %s/nightly.yaml", tmpdir, root,
+             tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+    char *out, *err;
+    snprintf(cmd, sizeof cmd, "cd %s && %s run %s/nightly.yaml", root, qbt_bin(), tmpdir);
+    int rc = qbt_run(cmd, &out, &err);
+    ck_assert_msg(rc == 0, "nightly run: exit %d: %s", rc, err);
+    free(out), free(err);
+    rc = qbt_cli(&out, &err, "report %s/nightly/results.csv --baseline %s/reports/nightly-baseline.csv --tolerance 0.5",
+                 tmpdir, root);
+    ck_assert_msg(rc == 0, "the nightly gate fails against the committed baseline (refresh it: README "
+                           "\"Regression gate\"):\n%s", out);
+    free(out), free(err);
+}
+END_TEST
+
 Suite *run_suite(void) {
     Suite *s = suite_create("run");
     TCase *tc = tcase_create("suite");
@@ -131,6 +164,7 @@ Suite *run_suite(void) {
     tcase_add_test(tc, test_yaml_errors);
     tcase_add_test(tc, test_dry_run_stages);
     tcase_add_test(tc, test_suite_end_to_end_and_resume);
+    tcase_add_test(tc, test_nightly_baseline_gate);
     suite_add_tcase(s, tc);
     return s;
 }
