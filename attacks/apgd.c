@@ -31,7 +31,7 @@ int qb_apgd_checkpoints(int n_iter, int *out, int cap) {
     int k = s.n2, counter = 0, n = 0;
     for (int i = 0; i < n_iter; i++)
         if (++counter == k) {
-            if (n < cap) out[n] = i + 1;
+            if (out && n < cap) out[n] = i + 1;
             n++;
             k = k - s.decr > s.nmin ? k - s.decr : s.nmin;
             counter = 0;
@@ -120,11 +120,15 @@ static int apgd_single_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, const flo
         lbest[j] = best_last[j] = lcur[j];
         reduced_last[j] = 1;
     }
+    if (ws->apgd_trace) ws->apgd_trace[0] = lcur[0], ws->apgd_trace[1] = eta[0];
     memcpy(xbest, xcur, n * d * sizeof(float));
     memcpy(gbest, g, n * d * sizeof(float));
     memcpy(xprev, xcur, n * d * sizeof(float));
-    apgd_sched sc = apgd_schedule(n_iter);
-    int k = sc.n2, counter = 0;
+    /* the checkpoints come from qb_apgd_checkpoints (the tested formula); k = the interval that ends there */
+    int n_cp = qb_apgd_checkpoints(n_iter, NULL, 0), next_cp = 0;
+    int *cps = malloc(sizeof(int) * (n_cp > 0 ? n_cp : 1));
+    if (!cps) return qb_error(QB_EXIT_FAIL, "out of memory");
+    qb_apgd_checkpoints(n_iter, cps, n_cp);
     double rho = cfg->rho > 0 ? cfg->rho : 0.75;
     for (int it = 0; it < n_iter; it++) {
         float a = it == 0 ? 1.0f : 0.75f;
@@ -160,7 +164,7 @@ static int apgd_single_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, const flo
         }
         float *t = xprev; /* x_prev ← x_i, x_{i+1} becomes current */
         xprev = xcur, xcur = xnew, xnew = t;
-        if ((rc = qb_attack_loss_grad(ws, xcur, n, yc, tgt, loss, lcur, g))) return rc;
+        if ((rc = qb_attack_loss_grad(ws, xcur, n, yc, tgt, loss, lcur, g))) { free(cps); return rc; }
         for (int j = 0; j < n; j++) {
             if (qb_argmax(ws->logits + (size_t)j * K, K) != yc[j]) {
                 broken[j] = 1;
@@ -173,7 +177,9 @@ static int apgd_single_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, const flo
                 memcpy(gbest + j * d, g + j * d, d * sizeof(float));
             }
         }
-        if (++counter == k) {
+        if (next_cp < n_cp && it + 1 == cps[next_cp]) {
+            int k = cps[next_cp] - (next_cp ? cps[next_cp - 1] : 0);
+            next_cp++;
             for (int j = 0; j < n; j++) {
                 int halve = qb_apgd_should_halve(loss_steps + j, n, n_iter, it, k, rho, reduced_last[j], best_last[j],
                                                  lbest[j]);
@@ -186,10 +192,10 @@ static int apgd_single_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, const flo
                     memcpy(g + j * d, gbest + j * d, d * sizeof(float));
                 }
             }
-            k = k - sc.decr > sc.nmin ? k - sc.decr : sc.nmin;
-            counter = 0;
         }
+        if (ws->apgd_trace) ws->apgd_trace[2 * it + 2] = lcur[0], ws->apgd_trace[2 * it + 3] = eta[0];
     }
+    free(cps);
     return 0;
 }
 

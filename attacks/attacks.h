@@ -93,6 +93,9 @@ typedef struct {
                            * for each input image i with such a start */
     long nonfinite;       /* NaN/Inf seen in logits or gradients */
     float *margin;        /* (cap) Square: each image's smallest margin of the last run (tests) */
+    double *apgd_trace;   /* tests: when set, (n_iter + 1, 2) of the last APGD run's first image: row 0
+                           * the loss at the start and the first step size, row i+1 the loss at
+                           * iterate i+1 and the step size after iteration i's checkpoint */
 } qb_attack_ws;
 
 int qb_attack_ws_init(qb_attack_ws *ws, vit_model *m, int cap);
@@ -141,7 +144,7 @@ void qb_fgsm_step(const qb_attack_cfg *cfg, const float *x, const float *g, int 
 
 /* APGD checkpoint schedule: the iteration counts (1-based, completed iterations) at which
  * the step size may be halved, for N iterations; returns how many (≤ cap written). */
-int qb_apgd_checkpoints(int n_iter, int *out, int cap);
+int qb_apgd_checkpoints(int n_iter, int *out, int cap); /* out may be NULL: the count alone */
 /* The halving decision at a checkpoint for one image: loss_steps[j] (j = 0..n_iter−1,
  * stride `stride` between iterations) with Python's wrap-around at index −1. */
 int qb_apgd_should_halve(const double *loss_steps, int stride, int n_iter, int i, int k, double rho,

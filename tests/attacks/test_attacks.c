@@ -221,6 +221,77 @@ START_TEST(test_apgd_step_halving) {
 }
 END_TEST
 
+/* The APGD run itself follows the schedule and the halving rule (attacks.md §4): from the
+ * run's own loss trace, an independent restatement of autopgd's loop says where the step must
+ * halve; the run's step sizes must agree at every iteration, for L∞ and L2. Its points stay
+ * in the ball and the range, as do FGM's. */
+START_TEST(test_apgd_run_follows_schedule) {
+    fixture fx;
+    fixture_open(&fx, "sdpa_attack");
+    qb_attack_ws ws;
+    ck_assert_int_eq(qb_attack_ws_init(&ws, &fx.m.vit, fx.B), 0);
+    int *pred = malloc(sizeof(int) * fx.B);
+    ck_assert_int_eq(qb_attack_predict(&ws, fx.x, fx.B, pred), 0); /* labels = predictions: every image attacked */
+    float *adv = malloc(sizeof(float) * fx.B * fx.d), *dl = malloc(sizeof(float) * fx.d);
+    uint64_t ids[64];
+    for (int b = 0; b < fx.B; b++) ids[b] = (uint64_t)b;
+    enum { N = 30 };
+    double tr[2 * (N + 1)];
+    int halvings = 0, kept = 0;
+    for (int norm = 0; norm < 2; norm++) {
+        qb_attack_cfg c = cfg_make((qb_norm)norm, norm ? 0.5f : 4.0f / 255, 0, N);
+        c.seed = 3;
+        ws.apgd_trace = tr;
+        ck_assert_int_eq(qb_attack_run(&ws, QB_ATK_APGD_CE, &c, fx.x, pred, ids, 1, adv), 0);
+        ws.apgd_trace = NULL;
+        /* autopgd: k = max(⌊0.22N⌋, 1), then max(k − max(⌊0.03N⌋, 1), max(⌊0.06N⌋, 1)); at a checkpoint halve when the
+         * loss rose in at most 0.75k of the last k steps (loss_steps[−1] is the last slot, 0
+         * until written) or when the last checkpoint did not halve and the best did not improve */
+        double ls[N] = {0}, best = tr[0], best_last = tr[0], eta = tr[1];
+        int k = (int)fmax(floor(0.22 * N), 1), decr = (int)fmax(floor(0.03 * N), 1), kmin = (int)fmax(floor(0.06 * N), 1);
+        int counter = 0, red = 1;
+        ck_assert_double_eq(eta, 2.0 * c.eps * 1.0f);
+        for (int i = 0; i < N; i++) {
+            ls[i] = tr[2 * i + 2];
+            if (ls[i] > best) best = ls[i];
+            if (++counter == k) {
+                int osc = 0;
+                for (int j = i - k + 1; j <= i; j++) osc += ls[j] > ls[j - 1 < 0 ? N - 1 : j - 1];
+                int halve = osc <= 0.75 * k || (!red && best_last >= best);
+                red = halve, best_last = best;
+                if (halve) eta /= 2, halvings++;
+                else kept++;
+                k = k - decr > kmin ? k - decr : kmin, counter = 0;
+            }
+            ck_assert_msg((float)eta == (float)tr[2 * i + 3], "norm %d it %d: step %g, the rule says %g", norm, i,
+                          tr[2 * i + 3], eta);
+        }
+        /* every image's returned point: in the ball and [0,1] */
+        ck_assert_int_eq(qb_attack_run(&ws, QB_ATK_APGD_CE, &c, fx.x, pred, ids, fx.B, adv), 0);
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass) { /* FGM / FGSM, one step of ε */
+                c.steps = 1;
+                ck_assert_int_eq(qb_attack_run(&ws, QB_ATK_FGSM, &c, fx.x, pred, ids, fx.B, adv), 0);
+            }
+            for (int b = 0; b < fx.B; b++) {
+                for (size_t i = 0; i < fx.d; i++) {
+                    dl[i] = adv[b * fx.d + i] - fx.x[b * fx.d + i];
+                    ck_assert(adv[b * fx.d + i] >= 0 && adv[b * fx.d + i] <= 1);
+                }
+                double nrm = qb_attack_norm(c.norm, dl, fx.plane, c.scale);
+                ck_assert_msg(norm ? nrm <= c.eps * (1 + 1e-5) : nrm <= c.eps + 1e-6, "%s norm %d: %g > eps %g",
+                              pass ? "fgm" : "apgd", norm, nrm, c.eps);
+            }
+        }
+    }
+    ck_assert_int_gt(halvings, 0); /* both branches of the rule were taken */
+    ck_assert_int_gt(kept, 0);
+    free(pred), free(adv), free(dl);
+    qb_attack_ws_free(&ws);
+    fixture_close(&fx);
+}
+END_TEST
+
 /* L2 and L∞ random starts and PGD steps stay inside the ball and [0,1]. */
 START_TEST(test_ball_and_range) {
     int S = 16;
@@ -582,6 +653,7 @@ Suite *attacks_suite(void) {
     tcase_add_loop_test(tc, test_pgd_follows_pytorch, 0, 2);
     tcase_add_test(tc, test_apgd_checkpoints);
     tcase_add_test(tc, test_apgd_step_halving);
+    tcase_add_test(tc, test_apgd_run_follows_schedule);
     tcase_add_test(tc, test_ball_and_range);
     tcase_add_test(tc, test_loss_gradients);
     tcase_add_test(tc, test_batch_and_thread_invariance);

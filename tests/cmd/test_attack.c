@@ -3,6 +3,7 @@
  * runs that must stop before writing anything (no readable image, an unwritable --save-adv). */
 #include "qbtest.h"
 #include "results.h"
+#include <math.h>
 #include <string.h>
 
 /* 4 images in two classes (labels 0 and 1 of the 10-class fixture model) */
@@ -197,6 +198,37 @@ START_TEST(test_errors_write_nothing) {
 }
 END_TEST
 
+/* --quantize: the scored points lie on the 8-bit grid (the clean images do: decoded bytes /
+ * 255) and inside the ball, and the rows say so (-q8) */
+START_TEST(test_quantize) {
+    char dir[256], p[512], *out, *err;
+    snprintf(dir, sizeof dir, "%s", qbt_tmpdir());
+    make_data(dir);
+    const char *m = qbt_fixture("attacks/sdpa_attack.safetensors");
+    snprintf(p, sizeof p, "%s/q.csv", dir);
+    ck_assert_int_eq(qbt_cli(&out, &err, "attack --model %s --data %s/data --attack pgd --steps 3 --eps 3/255,0.01 --quantize "
+                                         "--label-source pred --per-image %s --out %s/r.csv", m, dir, p, dir), 0);
+    free(out), free(err);
+    char *s = qbt_slurp(p), *save = NULL;
+    ck_assert_ptr_nonnull(s);
+    int rows = 0;
+    for (char *line = strtok_r(s, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (!strncmp(line, "model,", 6)) continue;
+        char *f[30], *rest = line, *tok;
+        int nf = 0;
+        while (nf < 30 && (tok = strsep(&rest, ","))) f[nf++] = tok;
+        ck_assert_int_eq(nf, 24);
+        ck_assert_ptr_nonnull(strstr(f[3], "-q8"));
+        double eps = atof(f[5]), linf = atof(f[15]) * 255;
+        ck_assert_msg(fabs(linf - nearbyint(linf)) < 1e-3, "linf %g/255 is off the 8-bit grid", linf);
+        ck_assert_msg(linf / 255 <= eps + 1e-6, "linf %g/255 > eps %g", linf, eps);
+        rows++;
+    }
+    ck_assert_int_eq(rows, 8);
+    free(s);
+}
+END_TEST
+
 Suite *attack_cli_suite(void) {
     Suite *s = suite_create("attack_cli");
     TCase *tc = tcase_create("attack");
@@ -205,6 +237,7 @@ Suite *attack_cli_suite(void) {
     tcase_add_test(tc, test_resume_keys);
     tcase_add_test(tc, test_per_image_resume);
     tcase_add_test(tc, test_errors_write_nothing);
+    tcase_add_test(tc, test_quantize);
     suite_add_tcase(s, tc);
     return s;
 }
