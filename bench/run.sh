@@ -11,10 +11,10 @@ if [ -x "$PY" ] && "$PY" -c "import torch" 2>/dev/null; then have_torch=1; fi
 threads=${OMP_NUM_THREADS:-$(nproc)}
 
 echo "== engine: ViT-S/16 224, batch 16, $threads threads =="
-qb_out=$("$BUILD/bench/bench_vit" --iters 3) || exit 1
+qb_out=$("$BUILD/bench/bench_vit" --iters 5) || exit 1
 echo "$qb_out"
 if [ $have_torch = 1 ]; then
-    torch_out=$("$PY" bench/torch_vit.py --threads "$threads" --iters 2) || exit 1
+    torch_out=$("$PY" bench/torch_vit.py --threads "$threads" --iters 5) || exit 1
     echo "$torch_out"
     echo "-- questbench / PyTorch $("$PY" -c 'import torch; print(torch.__version__)') (images/s ratio)"
     sgemm_rate=$(echo "$qb_out" | awk '/^sgemm/ {for (i = 1; i < NF; i++) if ($(i+1) == "GFLOP/s;") print $i}')
