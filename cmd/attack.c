@@ -166,6 +166,25 @@ static int flush_per_image(run_ctx *r) {
     return bad ? qb_error(QB_EXIT_IO, "per-image file: write failed: %s", strerror(errno)) : 0;
 }
 
+/* Count one image's outcome in its pass (computed now, or replayed from the journal) */
+static void apply_point(const run_ctx *r, int ie, int ix, const qb_attack_cfg *cfg, const jpoint *p, int q, int N, tally *t,
+                        int *robust, unsigned char *broken) {
+    int NX = r->n_eps;
+    const entry *en = &r->entries[ie];
+    t->outside += p->out, t->outside01 += p->out01, t->nan += p->nan, t->zero_grad += p->zero;
+    double nrm = cfg->norm == QB_NORM_LINF ? p->linf : p->l2;
+    if (nrm > t->max_norm) t->max_norm = nrm;
+    if (cfg->norm == QB_NORM_LINF ? nrm > cfg->eps + 1e-6 : nrm > cfg->eps * (1 + 1e-5)) t->over_eps++;
+    t->n++;
+    t->correct += p->ok;
+    if (en->kind == ENTRY_STANDARD)
+        for (int st = 0; st < N_STAGES; st++) t->stage_correct[st] += st < p->stages;
+    broken[((size_t)ie * NX + ix) * N + q] = (unsigned char)p->brk;
+    if (!p->ok)
+        for (int g = 0; g < r->n_groups; g++)
+            if (attack_entry_in_group(r, en, g)) robust[((size_t)g * NX + ix) * N + q] = 0;
+}
+
 /* Attack one model over the data set: a clean pass, then each eps x attack over all images
  * (its row appended as soon as it is done and passed the sanity checks, so a killed run
  * resumes at that granularity), then the worst case per eps and group. */
@@ -235,7 +254,8 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
     float *x = qb_malloc(sizeof(float) * batch * d), *xc = qb_malloc(sizeof(float) * batch * d);
     float *xadv = qb_malloc(sizeof(float) * batch * d), *xbest = qb_malloc(sizeof(float) * batch * d);
     int *order = calloc(N + 1, sizeof(int)), *y = calloc(batch, sizeof(int)), *yc = calloc(batch, sizeof(int));
-    int *ya = calloc(batch, sizeof(int)), *zero_start = calloc(batch, sizeof(int));
+    int *ya = calloc(batch, sizeof(int)), *zero_start = calloc(batch, sizeof(int)), *stages = calloc(batch, sizeof(int));
+    jpoint *pts = calloc(batch, sizeof(jpoint));
     int *clean_pred = calloc(N + 1, sizeof(int)), *pos = calloc(batch, sizeof(int)), *pred = calloc(batch, sizeof(int));
     /* robust[(g·NX + ix)·N + k]: point k survives every attack of group g at eps ix;
      * broken[(ie·NX + ix)·N + k]: attack ie broke clean-correct point k (the Square check) */
@@ -246,7 +266,7 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
     double *loss = calloc(batch, sizeof(double));
     const char **paths = calloc(batch, sizeof(char *));
     long worst[MAX_GROUPS * MAX_EPS] = {0};
-    if (!tal || !x || !xc || !xadv || !xbest || !order || !y || !yc || !ya || !zero_start || !clean_pred || !pos ||
+    if (!tal || !x || !xc || !xadv || !xbest || !order || !y || !yc || !ya || !zero_start || !stages || !pts || !clean_pred || !pos ||
         !pred || !robust || !broken || !bad_eps || !alive || !ids || !idc || !loss || !paths) {
         rc = cmd_fail(qb_error(QB_EXIT_FAIL, "out of memory"));
         goto done;
@@ -294,8 +314,24 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
             const entry *en = &r->entries[ie];
             int kind = en->kind;
             t->has_zero_grad = kind == QB_ATK_APGD_CE || kind == QB_ATK_APGD_T || kind == ENTRY_STANDARD;
+            char key[2048];
+            attack_journal_pass_key(r, ie, ix, n_ok, batch, key, sizeof key);
             for (int start = 0; start < n_ok && !rc; start += batch) {
                 int nb = batch < n_ok - start ? batch : n_ok - start;
+                const char *jrows;
+                size_t jrows_len, pi0 = 0;
+                const jpoint *jp = attack_journal_find(r, key, start, nb, &jrows, &jrows_len);
+                if (jp) { /* finished before the run was stopped: the same outcome, replayed */
+                    for (int j = 0; j < nb; j++) apply_point(r, ie, ix, &cfg, &jp[j], start + j, N, t, robust, broken);
+                    if (r->per_image && jrows_len && fwrite(jrows, 1, jrows_len, r->pi_mem) != jrows_len) {
+                        rc = cmd_fail(qb_error(QB_EXIT_FAIL, "out of memory"));
+                        break;
+                    }
+                    progress += nb;
+                    qb_progress_update(&pb, progress);
+                    continue;
+                }
+                if (r->per_image) fflush(r->pi_mem), pi0 = r->pi_len;
                 /* the images loaded in the clean pass: a failure now is an error even with --skip-bad */
                 for (int j = 0; j < nb; j++) paths[j] = ds->items[order[start + j]].path;
                 int failed;
@@ -308,7 +344,7 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
                      * every point is attacked with its prediction as label */
                     ya[j] = en->label_pred ? cp : y[j];
                     alive[j] = en->label_pred || cp == y[j];
-                    zero_start[j] = 0;
+                    zero_start[j] = 0, stages[j] = 0;
                 }
                 memcpy(xbest, x, sizeof(float) * nb * d);
                 int n_stages = kind == ENTRY_STANDARD ? N_STAGES : 1;
@@ -342,8 +378,7 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
                                 if (pred[j] != yc[j]) alive[pos[j]] = 0;
                             }
                     }
-                    if (kind == ENTRY_STANDARD)
-                        for (int j = 0; j < nb; j++) t->stage_correct[st] += alive[j];
+                    for (int j = 0; j < nb; j++) stages[j] += alive[j]; /* alive only decreases */
                 }
                 if (rc) break;
                 /* score the final points with a fresh forward: prediction, CE loss, norms */
@@ -359,26 +394,20 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
                      * unchanged) comes back as the clean image, which need not lie in an artefact range */
                     int attacked = memcmp(xa, x0, sizeof(float) * d) != 0;
                     float qtol = r->quantize ? 0.5f / 255 : 0; /* 8-bit rounding may step past a range end off the grid */
-                    int outside = 0, outside01 = 0, nan = 0;
+                    jpoint *pt = &pts[j];
+                    memset(pt, 0, sizeof *pt);
                     for (size_t q = 0; q < d; q++) {
                         int ch = (int)(q / plane);
-                        outside |= attacked && (xa[q] < cfg.lo[ch] - qtol || xa[q] > cfg.hi[ch] + qtol);
-                        outside01 |= xa[q] < 0 || xa[q] > 1;
-                        nan |= !isfinite(xa[q]);
+                        pt->out |= attacked && (xa[q] < cfg.lo[ch] - qtol || xa[q] > cfg.hi[ch] + qtol);
+                        pt->out01 |= xa[q] < 0 || xa[q] > 1;
+                        pt->nan |= !isfinite(xa[q]);
                         xc[q] = xa[q] - x0[q];
                     }
-                    t->outside += outside, t->outside01 += outside01, t->nan += nan, t->zero_grad += zero_start[j];
                     double linf = qb_attack_norm(QB_NORM_LINF, xc, plane, cfg.scale);
                     double l2 = qb_attack_norm(QB_NORM_L2, xc, plane, cfg.scale);
-                    double nrm = cfg.norm == QB_NORM_LINF ? linf : l2;
-                    if (nrm > t->max_norm) t->max_norm = nrm;
-                    if (cfg.norm == QB_NORM_LINF ? nrm > cfg.eps + 1e-6 : nrm > cfg.eps * (1 + 1e-5)) t->over_eps++;
-                    t->n++;
-                    t->correct += ok;
-                    broken[((size_t)ie * NX + ix) * N + start + j] = clean_pred[i] == y[j] && p != y[j];
-                    if (!ok)
-                        for (int gg = 0; gg < NG; gg++)
-                            if (attack_entry_in_group(r, en, gg)) robust[((size_t)gg * NX + ix) * N + start + j] = 0;
+                    pt->zero = zero_start[j], pt->stages = stages[j], pt->linf = linf, pt->l2 = l2;
+                    pt->ok = ok, pt->brk = clean_pred[i] == y[j] && p != y[j];
+                    apply_point(r, ie, ix, &cfg, pt, start + j, N, t, robust, broken);
                     if (r->per_image) {
                         attack_csv_common(r->pi_mem, r, ie, ix, ds->items[i].rel);
                         fprintf(r->pi_mem, "%d,%d,%d,%d,%d,%.7g,%.7g,%.7g,", y[j], clean_pred[i], p,
@@ -391,13 +420,22 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
                         break;
                     }
                 }
+                if (rc) break;
+                if (r->journal) {
+                    if (r->per_image) fflush(r->pi_mem);
+                    const char *rows = r->per_image ? r->pi_buf + pi0 : "";
+                    size_t rows_len = r->per_image ? r->pi_len - pi0 : 0;
+                    if ((rc = attack_journal_append(r, key, start, nb, pts, rows, rows_len))) { cmd_fail(rc); break; }
+                }
                 progress += nb;
                 qb_progress_update(&pb, progress);
             }
             if (rc) break;
             /* the per-image rows are kept as evidence even when the pass fails its checks; its
              * results row (and its eps's worst rows) only when it passes them */
-            if ((rc = flush_per_image(r))) { cmd_fail(rc); break; }
+            /* a pass redone only for its eps's worst row has its per-image rows in the file already */
+            if (!emit[ie * NX + ix] && r->per_image) rewind(r->pi_mem), r->pi_len = 0;
+            else if ((rc = flush_per_image(r))) { cmd_fail(rc); break; }
             if (attack_tally_violations(en, t)) {
                 for (int g = 0; g < NG; g++)
                     if (attack_entry_in_group(r, en, g)) bad_eps[g * NX + ix] = 1;
@@ -426,6 +464,7 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
 done:
     qb_attack_ws_free(&ws);
     free(tal), free(x), free(xc), free(xadv), free(xbest), free(order), free(y), free(yc), free(ya), free(zero_start);
+    free(stages), free(pts);
     free(clean_pred), free(pos), free(pred), free(robust), free(broken), free(bad_eps), free(alive), free(ids), free(idc);
     free(loss), free(paths), free(need), free(emit);
     return rc;
@@ -581,7 +620,8 @@ int cmd_attack(int argc, char **argv) {
     if ((rc = qb_dataset_open(&ds, data, labels, subset, (int)limit))) { qb_results_free(&r.prev); return cmd_fail(rc); }
     if ((rc = cmd_apply_shard(&ds, shard_k, shard_n))) { qb_dataset_free(&ds); qb_results_free(&r.prev); return rc; }
     if ((rc = cmd_dataset_id(r.dataset_id, sizeof r.dataset_id, data, labels, subset, limit)) ||
-        (r.save_dir && (rc = check_save_dir(r.save_dir))) || (per_image && (rc = per_image_open(&r, per_image)))) {
+        (r.save_dir && (rc = check_save_dir(r.save_dir))) || (per_image && (rc = per_image_open(&r, per_image))) ||
+        (rc = attack_journal_open(&r))) {
         cmd_fail(rc);
         if (r.per_image) fclose(r.per_image);
         qb_dataset_free(&ds);
@@ -609,6 +649,7 @@ int cmd_attack(int argc, char **argv) {
     if (r.per_image && fclose(r.per_image) && !rc) rc = cmd_fail(qb_error(QB_EXIT_IO, "%s: write failed", per_image));
     if (r.pi_mem) fclose(r.pi_mem);
     free(r.pi_buf);
+    attack_journal_close(&r, rc == 0);
     qb_results_free(&r.prev);
     qb_dataset_free(&ds);
     return rc;

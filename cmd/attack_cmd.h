@@ -46,6 +46,16 @@ typedef struct {
     int has_zero_grad;
 } tally;
 
+/* One image's outcome in a pass, as the batch journal keeps it (attack_journal.c) */
+typedef struct {
+    int ok, brk, out, out01, nan, zero; /* robust; broken (clean-correct, now wrong); outside its range,
+                                         * [0,1]; NaN; zero start gradient */
+    int stages;                         /* standard: the stages after which it was still robust */
+    double linf, l2;                    /* the perturbation's norms in the eps space */
+} jpoint;
+
+typedef struct attack_journal attack_journal;
+
 typedef struct {
     const char *model_path;
     char model_name[256];
@@ -72,6 +82,7 @@ typedef struct {
     int compat;               /* --protocol elliptical-compat */
     int label_pred;           /* --label-source pred */
     const char *save_dir;
+    attack_journal *journal;  /* OUT.partial: the finished batches of unfinished passes */
 } run_ctx;
 
 /* attack_opts.c */
@@ -95,6 +106,16 @@ void attack_quantize_8bit(const qb_attack_cfg *cfg, const float *x, float *v, si
 extern const char *const ATTACK_PER_IMAGE_HEADER;
 void attack_csv_common(FILE *f, const run_ctx *r, int ie, int ix, const char *rel);
 void attack_csv_tail(FILE *f, const run_ctx *r, int ie, int ix, const qb_attack_cfg *cfg);
+
+/* attack_journal.c: with --out, every finished batch of a pass is journaled; --resume replays
+ * the batches of a pass whose row is missing instead of attacking them again */
+int attack_journal_open(run_ctx *r);
+void attack_journal_pass_key(const run_ctx *r, int ie, int ix, int n_ok, int batch, char *out, size_t n);
+const jpoint *attack_journal_find(run_ctx *r, const char *key, int start, int nb, const char **rows, size_t *rows_len);
+int attack_journal_append(run_ctx *r, const char *key, int start, int nb, const jpoint *pts, const char *rows,
+                          size_t rows_len);
+/* Close; the file goes when the run finished (every row written). */
+void attack_journal_close(run_ctx *r, int finished);
 
 /* attack.c */
 qb_result attack_make_row(const run_ctx *r, const char *attack, double eps);

@@ -4,6 +4,9 @@
 #include "qbtest.h"
 #include "results.h"
 #include <math.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <string.h>
 
 /* 4 images in two classes (labels 0 and 1 of the 10-class fixture model) */
@@ -229,6 +232,68 @@ START_TEST(test_quantize) {
 }
 END_TEST
 
+/* rows without run_id and timestamp, sorted, as one string */
+static char *rows_of(const char *path) {
+    char cmd[1024], *out, *err;
+    snprintf(cmd, sizeof cmd, "cut -d, -f2-18 %s | sort", path);
+    ck_assert_int_eq(qbt_run(cmd, &out, &err), 0);
+    free(err);
+    return out;
+}
+
+/* A pass killed part-way resumes from its journaled batches (OUT.partial): the finished images
+ * are replayed, not attacked again, and the rows and per-image rows equal an uninterrupted run's */
+START_TEST(test_kill_mid_pass_resumes_batches) {
+    char dir[256], cmd[4096], args[2048], journal[600], *out, *err;
+    snprintf(dir, sizeof dir, "%s", qbt_tmpdir());
+    make_data(dir);
+    /* 4 images, one per batch, ~0.5 s each: a kill after the first batch lands inside the pass */
+    snprintf(args, sizeof args, "attack --model %s --data %s/data --attack pgd --steps 1000 --eps 1/255 --batch 1 "
+                                "--label-source pred --threads 1", qbt_fixture("vit/cifar_sdpa.safetensors"), dir);
+    ck_assert_int_eq(qbt_cli(&out, &err, "%s --out %s/ref.csv --per-image %s/ref.pi.csv", args, dir, dir), 0);
+    free(out), free(err);
+    snprintf(journal, sizeof journal, "%s/k.csv.partial", dir);
+    ck_assert_int_ne(access(journal, F_OK), 0); /* a finished run leaves no journal */
+    snprintf(cmd, sizeof cmd, "exec %s %s --out %s/k.csv --per-image %s/k.pi.csv >/dev/null 2>&1", qbt_bin(), args, dir, dir);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    /* kill as soon as the journal holds one whole record */
+    int waited = 0;
+    for (; waited < 60000; waited++) {
+        char *j = qbt_slurp(journal);
+        int whole = j && strstr(j, "\nE\n") != NULL;
+        free(j);
+        if (whole) break;
+        usleep(1000);
+    }
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    ck_assert_msg(waited < 60000, "no journal record appeared");
+    char path[5000];
+    snprintf(path, sizeof path, "%s/k.csv", dir);
+    ck_assert_int_eq(count_rows(path, ",pgd[steps=1000;labels=pred],"), 0); /* the pass was unfinished */
+    ck_assert_int_eq(qbt_cli(&out, &err, "%s --out %s/k.csv --per-image %s/k.pi.csv --resume", args, dir, dir), 0);
+    ck_assert_msg(strstr(err, "replayed from"), "no batch replayed: %s", err);
+    free(out), free(err);
+    ck_assert_int_ne(access(journal, F_OK), 0);
+    snprintf(path, sizeof path, "%s/ref.csv", dir);
+    char *a = rows_of(path);
+    snprintf(path, sizeof path, "%s/k.csv", dir);
+    char *b = rows_of(path);
+    ck_assert_str_eq(a, b);
+    free(a), free(b);
+    snprintf(cmd, sizeof cmd, "sort %s/ref.pi.csv | cmp - <(sort %s/k.pi.csv)", dir, dir);
+    snprintf(path, sizeof path, "bash -c '%s'", cmd);
+    ck_assert_int_eq(qbt_run(path, &out, &err), 0);
+    free(out), free(err);
+}
+END_TEST
+
 Suite *attack_cli_suite(void) {
     Suite *s = suite_create("attack_cli");
     TCase *tc = tcase_create("attack");
@@ -238,6 +303,7 @@ Suite *attack_cli_suite(void) {
     tcase_add_test(tc, test_per_image_resume);
     tcase_add_test(tc, test_errors_write_nothing);
     tcase_add_test(tc, test_quantize);
+    tcase_add_test(tc, test_kill_mid_pass_resumes_batches);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,166 @@
+/* attack_journal.c — `questbench attack`'s batch journal: a pass (one attack at one eps over
+ * all images) writes its results row only when it is done, so a killed run would redo the
+ * whole pass — hours for `standard` on ImageNet. Each finished batch is therefore appended to
+ * OUT.partial (OUT = --out; one file per shard) as one record, in one write, fsync'd:
+ *
+ *   B <tab> pass key <tab> start <tab> nb <tab> rows_bytes \n
+ *   nb lines: ok brk out out01 nan zero stages linf l2 \n     (per image, %.9g norms)
+ *   rows_bytes of --per-image rows
+ *   E \n
+ *
+ * `--resume` reads the complete records (a torn tail is ignored) and replays a batch whose
+ * pass key, start and size match instead of attacking it again; the outcome is the same bits,
+ * as every image's result is independent of its batch. The file goes when the run ends well;
+ * a run without --resume starts it afresh. */
+#include "attack_cmd.h"
+#include "shard.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct attack_journal {
+    char path[4200];
+    int fd;
+    int n, cap, replayed;
+    struct jrec {
+        char *key;
+        int start, nb;
+        jpoint *pts;
+        char *rows;
+        size_t rows_len;
+    } *recs;
+};
+
+static void free_recs(attack_journal *j) {
+    for (int i = 0; i < j->n; i++) free(j->recs[i].key), free(j->recs[i].pts), free(j->recs[i].rows);
+    free(j->recs);
+    j->recs = NULL, j->n = j->cap = 0;
+}
+
+/* Read the complete records of an existing journal; anything malformed ends the reading (a
+ * torn tail, or a file that is not a journal: its records are simply not replayed). */
+static void load(attack_journal *j, FILE *f) {
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        if (line[len - 1] != '\n' || strncmp(line, "B\t", 2)) break;
+        line[len - 1] = 0;
+        char *key = line + 2, *t1 = strchr(key, '\t');
+        if (!t1) break;
+        *t1 = 0;
+        int start, nb;
+        size_t rows_len;
+        if (sscanf(t1 + 1, "%d\t%d\t%zu", &start, &nb, &rows_len) != 3 || start < 0 || nb <= 0 || nb > 1 << 20) break;
+        struct jrec r = {strdup(key), start, nb, calloc((size_t)nb, sizeof(jpoint)), malloc(rows_len + 1), rows_len};
+        int ok = r.key && r.pts && r.rows;
+        for (int i = 0; i < nb && ok; i++) {
+            jpoint *p = &r.pts[i];
+            int v[7];
+            ok = getline(&line, &cap, f) > 0 &&
+                 sscanf(line, "%d %d %d %d %d %d %d %lf %lf", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &p->linf,
+                        &p->l2) == 9;
+            p->ok = v[0], p->brk = v[1], p->out = v[2], p->out01 = v[3], p->nan = v[4], p->zero = v[5], p->stages = v[6];
+        }
+        ok = ok && fread(r.rows, 1, rows_len, f) == rows_len && getline(&line, &cap, f) > 0 && !strcmp(line, "E\n");
+        if (ok && j->n == j->cap) {
+            int nc = j->cap ? 2 * j->cap : 64;
+            struct jrec *nr = realloc(j->recs, (size_t)nc * sizeof *nr);
+            if (nr) j->recs = nr, j->cap = nc;
+            else ok = 0;
+        }
+        if (!ok) {
+            free(r.key), free(r.pts), free(r.rows);
+            break;
+        }
+        j->recs[j->n++] = r;
+    }
+    free(line);
+}
+
+int attack_journal_open(run_ctx *r) {
+    if (!r->results_path) return 0;
+    attack_journal *j = calloc(1, sizeof *j);
+    if (!j) return qb_error(QB_EXIT_FAIL, "out of memory");
+    int k, n;
+    if (qb_shard_of_run_id(r->run_id, &k, &n)) snprintf(j->path, sizeof j->path, "%s.partial.shard%dof%d", r->results_path, k, n);
+    else snprintf(j->path, sizeof j->path, "%s.partial", r->results_path);
+    if (r->resume) {
+        FILE *f = fopen(j->path, "r");
+        if (f) load(j, f), fclose(f);
+    } else {
+        unlink(j->path);
+    }
+    j->fd = open(j->path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (j->fd < 0) {
+        free_recs(j);
+        free(j);
+        return qb_error(QB_EXIT_IO, "%s: cannot write the batch journal (%s)", r->results_path, strerror(errno));
+    }
+    r->journal = j;
+    return 0;
+}
+
+void attack_journal_pass_key(const run_ctx *r, int ie, int ix, int n_ok, int batch, char *out, size_t n) {
+    int k = 0, ns = 0; /* the shard, not the run_id (which holds the process id) */
+    if (!qb_shard_of_run_id(r->run_id, &k, &ns)) k = ns = 0;
+    int o = snprintf(out, n, "%s|%s|%s|%s%s|%s%s|%.17g|%llu|shard%dof%d|%d|%d", r->model_name, r->model_sha, r->dataset_id,
+                     r->entries[ie].row, r->quantize ? "-q8" : "", qb_norm_name(r->base.norm), r->eps_space_norm ? "-n" : "",
+                     r->eps[ix].exact, (unsigned long long)r->base.seed, k, ns, n_ok, batch);
+    /* the key is one tab-free, newline-free field */
+    for (int i = 0; i < o && (size_t)i < n; i++)
+        if (out[i] == '\t' || out[i] == '\n') out[i] = ' ';
+}
+
+const jpoint *attack_journal_find(run_ctx *r, const char *key, int start, int nb, const char **rows, size_t *rows_len) {
+    attack_journal *j = r->journal;
+    if (!j) return NULL;
+    for (int i = j->n - 1; i >= 0; i--) {
+        struct jrec *e = &j->recs[i];
+        if (e->start == start && e->nb == nb && !strcmp(e->key, key)) {
+            *rows = e->rows, *rows_len = e->rows_len;
+            j->replayed++;
+            return e->pts;
+        }
+    }
+    return NULL;
+}
+
+int attack_journal_append(run_ctx *r, const char *key, int start, int nb, const jpoint *pts, const char *rows,
+                          size_t rows_len) {
+    attack_journal *j = r->journal;
+    if (!j) return 0;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    if (!m) return qb_error(QB_EXIT_FAIL, "out of memory");
+    fprintf(m, "B\t%s\t%d\t%d\t%zu\n", key, start, nb, rows_len);
+    for (int i = 0; i < nb; i++) {
+        const jpoint *p = &pts[i];
+        fprintf(m, "%d %d %d %d %d %d %d %.17g %.17g\n", p->ok, p->brk, p->out, p->out01, p->nan, p->zero, p->stages,
+                p->linf, p->l2);
+    }
+    if (rows_len) fwrite(rows, 1, rows_len, m);
+    fputs("E\n", m);
+    int bad = fclose(m) != 0;
+    /* one write: a kill leaves the record whole or torn (then ignored, and the batch redone) */
+    bad = bad || write(j->fd, buf, len) != (ssize_t)len || fsync(j->fd) != 0;
+    free(buf);
+    return bad ? qb_error(QB_EXIT_IO, "%s: write failed (%s)", j->path, strerror(errno)) : 0;
+}
+
+void attack_journal_close(run_ctx *r, int finished) {
+    attack_journal *j = r->journal;
+    if (!j) return;
+    if (j->replayed)
+        fprintf(stderr, "questbench: note: %d batch(es) of unfinished passes replayed from %s (--resume)\n", j->replayed,
+                j->path);
+    close(j->fd);
+    if (finished) unlink(j->path);
+    free_recs(j);
+    free(j);
+    r->journal = NULL;
+}
