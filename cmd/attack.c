@@ -79,8 +79,22 @@ static int load_images(const qb_dataset *ds, int *order, int *n, int start, int 
  * whose results row is in --out (a pass killed before its results row is redone, so its
  * earlier rows go); the rewrite is atomic (tmp + rename). Then it is appended to per pass. */
 static int per_image_open(run_ctx *r, const char *path) {
+    r->per_image_path = path;
+    if (!(r->pi_mem = open_memstream(&r->pi_buf, &r->pi_len))) return qb_error(QB_EXIT_FAIL, "out of memory");
+    if (!r->resume) {
+        /* started at the first pass's rows (flush_per_image): a run that fails before leaves an
+         * existing file as it was; its folder must take the file now */
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = 0;
+        if (access(path, F_OK) == 0 ? access(path, W_OK) != 0 : access(slash ? (dir[0] ? dir : "/") : ".", W_OK) != 0)
+            return qb_error(QB_EXIT_IO, "%s: cannot write (%s)", path, strerror(errno));
+        r->pi_fresh = 1;
+        return 0;
+    }
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
     FILE *out = fopen(tmp, "w");
     if (!out) return qb_error(QB_EXIT_IO, "%s: cannot write (%s)", path, strerror(errno));
     fprintf(out, "%s\n", ATTACK_PER_IMAGE_HEADER);
@@ -130,8 +144,7 @@ static int per_image_open(run_ctx *r, const char *path) {
         unlink(tmp);
         return rc ? rc : qb_error(QB_EXIT_IO, "%s: cannot replace (%s)", path, strerror(errno));
     }
-    if (!(r->per_image = fopen(path, "a")) || !(r->pi_mem = open_memstream(&r->pi_buf, &r->pi_len)))
-        return qb_error(QB_EXIT_IO, "%s: cannot append (%s)", path, strerror(errno));
+    if (!(r->per_image = fopen(path, "a"))) return qb_error(QB_EXIT_IO, "%s: cannot append (%s)", path, strerror(errno));
     return 0;
 }
 
@@ -157,13 +170,18 @@ static int check_save_dir(const char *dir) {
 /* Append the pass's per-image rows in one write (before its results row: a run killed in
  * between leaves rows that --resume drops, as their results row is missing). */
 static int flush_per_image(run_ctx *r) {
-    if (!r->per_image) return 0;
+    if (!r->per_image_path) return 0;
     if (fflush(r->pi_mem)) return qb_error(QB_EXIT_FAIL, "out of memory");
+    if (r->pi_fresh) { /* without --resume the file starts with the first pass's rows, not before */
+        if (!(r->per_image = fopen(r->per_image_path, "w")) || fprintf(r->per_image, "%s\n", ATTACK_PER_IMAGE_HEADER) < 0)
+            return qb_error(QB_EXIT_IO, "%s: cannot write (%s)", r->per_image_path, strerror(errno));
+        r->pi_fresh = 0;
+    }
     int bad = r->pi_len && (fwrite(r->pi_buf, 1, r->pi_len, r->per_image) != r->pi_len || fflush(r->per_image) ||
                             fsync(fileno(r->per_image)));
     rewind(r->pi_mem);
     r->pi_len = 0;
-    return bad ? qb_error(QB_EXIT_IO, "per-image file: write failed: %s", strerror(errno)) : 0;
+    return bad ? qb_error(QB_EXIT_IO, "%s: write failed: %s", r->per_image_path, strerror(errno)) : 0;
 }
 
 /* Count one image's outcome in its pass (computed now, or replayed from the journal) */
@@ -172,6 +190,7 @@ static void apply_point(const run_ctx *r, int ie, int ix, const qb_attack_cfg *c
     int NX = r->n_eps;
     const entry *en = &r->entries[ie];
     t->outside += p->out, t->outside01 += p->out01, t->nan += p->nan, t->zero_grad += p->zero;
+    t->nonfinite += p->nonfinite;
     double nrm = cfg->norm == QB_NORM_LINF ? p->linf : p->l2;
     if (nrm > t->max_norm) t->max_norm = nrm;
     if (cfg->norm == QB_NORM_LINF ? nrm > cfg->eps + 1e-6 : nrm > cfg->eps * (1 + 1e-5)) t->over_eps++;
@@ -206,7 +225,7 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
         has_targets |= k == QB_ATK_APGD_T || k == QB_ATK_FAB_T || k == ENTRY_STANDARD;
         has_standard |= k == ENTRY_STANDARD, has_pgd |= k == QB_ATK_PGD;
     }
-    attack_set_row_names(r);
+    if ((rc = attack_set_row_names(r))) return cmd_fail(rc);
     /* settings that do not apply as given: said, never silently changed */
     if (has_standard && r->base.steps > 0)
         fprintf(stderr, "questbench: note: standard with --steps %d: APGD and FAB-T run %d iterations (AutoAttack: "
@@ -316,14 +335,15 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
             t->has_zero_grad = kind == QB_ATK_APGD_CE || kind == QB_ATK_APGD_T || kind == ENTRY_STANDARD;
             char key[2048];
             attack_journal_pass_key(r, ie, ix, n_ok, batch, key, sizeof key);
+            attack_journal_select(r, key);
             for (int start = 0; start < n_ok && !rc; start += batch) {
                 int nb = batch < n_ok - start ? batch : n_ok - start;
                 const char *jrows;
                 size_t jrows_len, pi0 = 0;
-                const jpoint *jp = attack_journal_find(r, key, start, nb, &jrows, &jrows_len);
+                const jpoint *jp = attack_journal_find(r, start, nb, &jrows, &jrows_len);
                 if (jp) { /* finished before the run was stopped: the same outcome, replayed */
                     for (int j = 0; j < nb; j++) apply_point(r, ie, ix, &cfg, &jp[j], start + j, N, t, robust, broken);
-                    if (r->per_image && jrows_len && fwrite(jrows, 1, jrows_len, r->pi_mem) != jrows_len) {
+                    if (r->per_image_path && jrows_len && fwrite(jrows, 1, jrows_len, r->pi_mem) != jrows_len) {
                         rc = cmd_fail(qb_error(QB_EXIT_FAIL, "out of memory"));
                         break;
                     }
@@ -331,7 +351,8 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
                     qb_progress_update(&pb, progress);
                     continue;
                 }
-                if (r->per_image) fflush(r->pi_mem), pi0 = r->pi_len;
+                if (r->per_image_path) fflush(r->pi_mem), pi0 = r->pi_len;
+                long nf0 = ws.nonfinite;
                 /* the images loaded in the clean pass: a failure now is an error even with --skip-bad */
                 for (int j = 0; j < nb; j++) paths[j] = ds->items[order[start + j]].path;
                 int failed;
@@ -407,8 +428,9 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
                     double l2 = qb_attack_norm(QB_NORM_L2, xc, plane, cfg.scale);
                     pt->zero = zero_start[j], pt->stages = stages[j], pt->linf = linf, pt->l2 = l2;
                     pt->ok = ok, pt->brk = clean_pred[i] == y[j] && p != y[j];
+                    if (j == 0) pt->nonfinite = (int)(ws.nonfinite - nf0); /* the batch's, on its first image */
                     apply_point(r, ie, ix, &cfg, pt, start + j, N, t, robust, broken);
-                    if (r->per_image) {
+                    if (r->per_image_path) {
                         attack_csv_common(r->pi_mem, r, ie, ix, ds->items[i].rel);
                         fprintf(r->pi_mem, "%d,%d,%d,%d,%d,%.7g,%.7g,%.7g,", y[j], clean_pred[i], p,
                                 clean_pred[i] == y[j] && p != y[j], ok, loss[j], linf, l2);
@@ -422,9 +444,9 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
                 }
                 if (rc) break;
                 if (r->journal) {
-                    if (r->per_image) fflush(r->pi_mem);
-                    const char *rows = r->per_image ? r->pi_buf + pi0 : "";
-                    size_t rows_len = r->per_image ? r->pi_len - pi0 : 0;
+                    if (r->per_image_path) fflush(r->pi_mem);
+                    const char *rows = r->per_image_path ? r->pi_buf + pi0 : "";
+                    size_t rows_len = r->per_image_path ? r->pi_len - pi0 : 0;
                     if ((rc = attack_journal_append(r, key, start, nb, pts, rows, rows_len))) { cmd_fail(rc); break; }
                 }
                 progress += nb;
@@ -434,7 +456,7 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
             /* the per-image rows are kept as evidence even when the pass fails its checks; its
              * results row (and its eps's worst rows) only when it passes them */
             /* a pass redone only for its eps's worst row has its per-image rows in the file already */
-            if (!emit[ie * NX + ix] && r->per_image) rewind(r->pi_mem), r->pi_len = 0;
+            if (!emit[ie * NX + ix] && r->per_image_path) rewind(r->pi_mem), r->pi_len = 0;
             else if ((rc = flush_per_image(r))) { cmd_fail(rc); break; }
             if (attack_tally_violations(en, t)) {
                 for (int g = 0; g < NG; g++)
@@ -619,11 +641,13 @@ int cmd_attack(int argc, char **argv) {
     qb_dataset ds;
     if ((rc = qb_dataset_open(&ds, data, labels, subset, (int)limit))) { qb_results_free(&r.prev); return cmd_fail(rc); }
     if ((rc = cmd_apply_shard(&ds, shard_k, shard_n))) { qb_dataset_free(&ds); qb_results_free(&r.prev); return rc; }
-    if ((rc = cmd_dataset_id(r.dataset_id, sizeof r.dataset_id, data, labels, subset, limit)) ||
+    if ((rc = cmd_dataset_id(r.dataset_id, sizeof r.dataset_id, data, labels, subset, limit, &ov)) ||
         (r.save_dir && (rc = check_save_dir(r.save_dir))) || (per_image && (rc = per_image_open(&r, per_image))) ||
         (rc = attack_journal_open(&r))) {
         cmd_fail(rc);
         if (r.per_image) fclose(r.per_image);
+        if (r.pi_mem) fclose(r.pi_mem);
+        free(r.pi_buf);
         qb_dataset_free(&ds);
         qb_results_free(&r.prev);
         return rc;

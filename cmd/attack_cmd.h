@@ -28,8 +28,8 @@ typedef struct {
 typedef struct {
     int kind;        /* qb_attack_kind or ENTRY_STANDARD */
     char name[32];   /* the attack: fgsm ... standard, or a compat name (fgsm-ell, standard-ell-fixed) */
-    char tag[96];    /* the settings that differ from the defaults, "[steps=20;restarts=2]", or "" */
-    char row[128];   /* the rows' attack name: name + tag */
+    char tag[160];   /* the settings that differ from the defaults, "[steps=20;restarts=2]", or "" */
+    char row[200];   /* the rows' attack name: name + tag */
     int variant;     /* -1: standard protocol; QB_ELL_ARTEFACT or QB_ELL_FIXED under elliptical-compat */
     int label_pred;  /* attacked with the clean predictions as labels (--label-source pred, compat fgsm/pgd) */
     int group;       /* the worst-case group it belongs to */
@@ -42,7 +42,7 @@ typedef struct {
     double max_norm;
     /* points: outside the attack's declared range / [0,1], with a NaN, with an exactly zero
      * start gradient (APGD stages only: has_zero_grad), beyond eps */
-    long outside, outside01, nan, zero_grad, over_eps;
+    long outside, outside01, nan, zero_grad, over_eps, nonfinite;
     int has_zero_grad;
 } tally;
 
@@ -51,6 +51,7 @@ typedef struct {
     int ok, brk, out, out01, nan, zero; /* robust; broken (clean-correct, now wrong); outside its range,
                                          * [0,1]; NaN; zero start gradient */
     int stages;                         /* standard: the stages after which it was still robust */
+    int nonfinite;                      /* NaN/Inf met in logits or gradients (counted on a batch's first image) */
     double linf, l2;                    /* the perturbation's norms in the eps space */
 } jpoint;
 
@@ -62,6 +63,8 @@ typedef struct {
     char model_sha[65];
     qb_model *model;
     FILE *per_image;          /* --per-image, open for appending (each pass's rows in one write) */
+    const char *per_image_path;
+    int pi_fresh;             /* without --resume: the file is started at the first pass's rows */
     char *pi_buf;             /* this pass's per-image rows (open_memstream) */
     size_t pi_len;
     FILE *pi_mem;
@@ -93,7 +96,7 @@ int attack_parse_list(const char *s, run_ctx *r);
 int attack_parse_step(const char *s, float eps, float *out);
 /* Per model (the target count depends on its classes): each entry's settings tag and row
  * name, and the worst-case row names built from them. */
-void attack_set_row_names(run_ctx *r);
+int attack_set_row_names(run_ctx *r); /* QB_EXIT_USAGE when a name is too long for a row */
 /* Whether entry e counts in worst-case group g. Under elliptical-compat fgsm-ell and pgd-ell do
  * not clip, so they are the same attack for both range variants and count in both groups. */
 int attack_entry_in_group(const run_ctx *r, const entry *e, int g);
@@ -111,7 +114,9 @@ void attack_csv_tail(FILE *f, const run_ctx *r, int ie, int ix, const qb_attack_
  * the batches of a pass whose row is missing instead of attacking them again */
 int attack_journal_open(run_ctx *r);
 void attack_journal_pass_key(const run_ctx *r, int ie, int ix, int n_ok, int batch, char *out, size_t n);
-const jpoint *attack_journal_find(run_ctx *r, const char *key, int start, int nb, const char **rows, size_t *rows_len);
+/* Pick the records of one pass (by key), then look batches up among them */
+void attack_journal_select(run_ctx *r, const char *key);
+const jpoint *attack_journal_find(run_ctx *r, int start, int nb, const char **rows, size_t *rows_len);
 int attack_journal_append(run_ctx *r, const char *key, int start, int nb, const jpoint *pts, const char *rows,
                           size_t rows_len);
 /* Close; the file goes when the run finished (every row written). */

@@ -4,7 +4,7 @@
  * OUT.partial (OUT = --out; one file per shard) as one record, in one write, fsync'd:
  *
  *   B <tab> pass key <tab> start <tab> nb <tab> rows_bytes \n
- *   nb lines: ok brk out out01 nan zero stages linf l2 \n     (per image, %.9g norms)
+ *   nb lines: ok brk out out01 nan zero stages nonfinite linf l2 \n   (per image, exact norms)
  *   rows_bytes of --per-image rows
  *   E \n
  *
@@ -24,7 +24,8 @@
 struct attack_journal {
     char path[4200];
     int fd;
-    int n, cap, replayed;
+    int n, cap, replayed, appended;
+    int *sel, n_sel; /* the records of the current pass (attack_journal_select) */
     struct jrec {
         char *key;
         int start, nb;
@@ -36,34 +37,39 @@ struct attack_journal {
 
 static void free_recs(attack_journal *j) {
     for (int i = 0; i < j->n; i++) free(j->recs[i].key), free(j->recs[i].pts), free(j->recs[i].rows);
-    free(j->recs);
-    j->recs = NULL, j->n = j->cap = 0;
+    free(j->recs), free(j->sel);
+    j->recs = NULL, j->sel = NULL, j->n = j->cap = j->n_sel = 0;
 }
 
 /* Read the complete records of an existing journal; anything malformed ends the reading (a
- * torn tail, or a file that is not a journal: its records are simply not replayed). */
-static void load(attack_journal *j, FILE *f) {
+ * torn tail, or a file that is not a journal: its records are simply not replayed). Returns
+ * the offset just past the last complete record, where appending resumes. */
+static long load(attack_journal *j, FILE *f) {
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
+    long good = 0;
     while ((len = getline(&line, &cap, f)) > 0) {
         if (line[len - 1] != '\n' || strncmp(line, "B\t", 2)) break;
         line[len - 1] = 0;
-        char *key = line + 2, *t1 = strchr(key, '\t');
+        char *key = line + 2, *t1 = strchr(key, '\t'), *end;
         if (!t1) break;
         *t1 = 0;
-        int start, nb;
-        size_t rows_len;
-        if (sscanf(t1 + 1, "%d\t%d\t%zu", &start, &nb, &rows_len) != 3 || start < 0 || nb <= 0 || nb > 1 << 20) break;
-        struct jrec r = {strdup(key), start, nb, calloc((size_t)nb, sizeof(jpoint)), malloc(rows_len + 1), rows_len};
+        long start = strtol(t1 + 1, &end, 10), nb = *end == '\t' ? strtol(end + 1, &end, 10) : -1;
+        if (*end != '\t' || end[1] < '0' || end[1] > '9') break;
+        unsigned long long rl = strtoull(end + 1, &end, 10);
+        if (*end || start < 0 || start > (1L << 30) || nb <= 0 || nb > (1 << 20) || rl > (1ull << 32)) break;
+        size_t rows_len = (size_t)rl;
+        struct jrec r = {strdup(key), (int)start, (int)nb, calloc((size_t)nb, sizeof(jpoint)), malloc(rows_len + 1), rows_len};
         int ok = r.key && r.pts && r.rows;
         for (int i = 0; i < nb && ok; i++) {
             jpoint *p = &r.pts[i];
-            int v[7];
+            int v[8];
             ok = getline(&line, &cap, f) > 0 &&
-                 sscanf(line, "%d %d %d %d %d %d %d %lf %lf", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &p->linf,
-                        &p->l2) == 9;
+                 sscanf(line, "%d %d %d %d %d %d %d %d %lf %lf", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7],
+                        &p->linf, &p->l2) == 10;
             p->ok = v[0], p->brk = v[1], p->out = v[2], p->out01 = v[3], p->nan = v[4], p->zero = v[5], p->stages = v[6];
+            p->nonfinite = v[7];
         }
         ok = ok && fread(r.rows, 1, rows_len, f) == rows_len && getline(&line, &cap, f) > 0 && !strcmp(line, "E\n");
         if (ok && j->n == j->cap) {
@@ -77,8 +83,10 @@ static void load(attack_journal *j, FILE *f) {
             break;
         }
         j->recs[j->n++] = r;
+        good = ftell(f);
     }
     free(line);
+    return good;
 }
 
 int attack_journal_open(run_ctx *r) {
@@ -88,13 +96,16 @@ int attack_journal_open(run_ctx *r) {
     int k, n;
     if (qb_shard_of_run_id(r->run_id, &k, &n)) snprintf(j->path, sizeof j->path, "%s.partial.shard%dof%d", r->results_path, k, n);
     else snprintf(j->path, sizeof j->path, "%s.partial", r->results_path);
+    long good = 0;
     if (r->resume) {
         FILE *f = fopen(j->path, "r");
-        if (f) load(j, f), fclose(f);
+        if (f) good = load(j, f), fclose(f);
     } else {
         unlink(j->path);
     }
     j->fd = open(j->path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    /* cut a torn or foreign tail, so that later records follow the last good one */
+    if (j->fd >= 0 && ftruncate(j->fd, good) != 0) close(j->fd), j->fd = -1;
     if (j->fd < 0) {
         free_recs(j);
         free(j);
@@ -107,20 +118,32 @@ int attack_journal_open(run_ctx *r) {
 void attack_journal_pass_key(const run_ctx *r, int ie, int ix, int n_ok, int batch, char *out, size_t n) {
     int k = 0, ns = 0; /* the shard, not the run_id (which holds the process id) */
     if (!qb_shard_of_run_id(r->run_id, &k, &ns)) k = ns = 0;
-    int o = snprintf(out, n, "%s|%s|%s|%s%s|%s%s|%.17g|%llu|shard%dof%d|%d|%d", r->model_name, r->model_sha, r->dataset_id,
-                     r->entries[ie].row, r->quantize ? "-q8" : "", qb_norm_name(r->base.norm), r->eps_space_norm ? "-n" : "",
-                     r->eps[ix].exact, (unsigned long long)r->base.seed, k, ns, n_ok, batch);
+    /* a record holds per-image rows only if its run wrote them, and its PNGs only if it saved them:
+     * a run that wants either replays only records that have it */
+    int o = snprintf(out, n, "%s|%s|%s|%s|%s%s|%s%s|%.17g|%llu|shard%dof%d|%d|%d|%s%s", QB_VERSION, r->model_name, r->model_sha,
+                     r->dataset_id, r->entries[ie].row, r->quantize ? "-q8" : "", qb_norm_name(r->base.norm),
+                     r->eps_space_norm ? "-n" : "", r->eps[ix].exact, (unsigned long long)r->base.seed, k, ns, n_ok, batch,
+                     r->per_image_path ? "rows" : "", r->save_dir ? "+png" : "");
     /* the key is one tab-free, newline-free field */
     for (int i = 0; i < o && (size_t)i < n; i++)
         if (out[i] == '\t' || out[i] == '\n') out[i] = ' ';
 }
 
-const jpoint *attack_journal_find(run_ctx *r, const char *key, int start, int nb, const char **rows, size_t *rows_len) {
+void attack_journal_select(run_ctx *r, const char *key) {
+    attack_journal *j = r->journal;
+    if (!j) return;
+    j->n_sel = 0;
+    if (!j->sel && j->n && !(j->sel = malloc(sizeof(int) * (size_t)j->n))) return; /* no replay: recomputed */
+    for (int i = 0; i < j->n; i++)
+        if (!strcmp(j->recs[i].key, key)) j->sel[j->n_sel++] = i;
+}
+
+const jpoint *attack_journal_find(run_ctx *r, int start, int nb, const char **rows, size_t *rows_len) {
     attack_journal *j = r->journal;
     if (!j) return NULL;
-    for (int i = j->n - 1; i >= 0; i--) {
-        struct jrec *e = &j->recs[i];
-        if (e->start == start && e->nb == nb && !strcmp(e->key, key)) {
+    for (int i = j->n_sel - 1; i >= 0; i--) {
+        struct jrec *e = &j->recs[j->sel[i]];
+        if (e->start == start && e->nb == nb) {
             *rows = e->rows, *rows_len = e->rows_len;
             j->replayed++;
             return e->pts;
@@ -140,8 +163,8 @@ int attack_journal_append(run_ctx *r, const char *key, int start, int nb, const 
     fprintf(m, "B\t%s\t%d\t%d\t%zu\n", key, start, nb, rows_len);
     for (int i = 0; i < nb; i++) {
         const jpoint *p = &pts[i];
-        fprintf(m, "%d %d %d %d %d %d %d %.17g %.17g\n", p->ok, p->brk, p->out, p->out01, p->nan, p->zero, p->stages,
-                p->linf, p->l2);
+        fprintf(m, "%d %d %d %d %d %d %d %d %.17g %.17g\n", p->ok, p->brk, p->out, p->out01, p->nan, p->zero, p->stages,
+                p->nonfinite, p->linf, p->l2);
     }
     if (rows_len) fwrite(rows, 1, rows_len, m);
     fputs("E\n", m);
@@ -149,6 +172,7 @@ int attack_journal_append(run_ctx *r, const char *key, int start, int nb, const 
     /* one write: a kill leaves the record whole or torn (then ignored, and the batch redone) */
     bad = bad || write(j->fd, buf, len) != (ssize_t)len || fsync(j->fd) != 0;
     free(buf);
+    j->appended++;
     return bad ? qb_error(QB_EXIT_IO, "%s: write failed (%s)", j->path, strerror(errno)) : 0;
 }
 
@@ -159,7 +183,7 @@ void attack_journal_close(run_ctx *r, int finished) {
         fprintf(stderr, "questbench: note: %d batch(es) of unfinished passes replayed from %s (--resume)\n", j->replayed,
                 j->path);
     close(j->fd);
-    if (finished) unlink(j->path);
+    if (finished || (!j->n && !j->appended)) unlink(j->path); /* done, or nothing in it */
     free_recs(j);
     free(j);
     r->journal = NULL;

@@ -95,7 +95,8 @@ void attack_help(FILE *f) {
         "                      random_start,targets,seed,version (success = clean-correct and broken, loss =\n"
         "                      cross-entropy at the returned point, linf/l2 = norm of the perturbation in the\n"
         "                      eps space; dataset, attack and eps as in the --out row). Without --resume the\n"
-        "                      file is started anew; with it, the rows of passes already in --out are kept\n"
+        "                      file is started anew when the first pass is done; with it, the rows of passes\n"
+        "                      already in --out are kept. One file per --shard\n"
         "exit codes: 0 ok, 1 internal failure (incl. a perturbation outside the eps-ball or NaN: that\n"
         "            pass's rows are not written),\n"
         "            2 bad command line (eps <= 0 or > 1 for L-inf, a repeated eps, an empty list item,\n"
@@ -289,10 +290,14 @@ static void entry_tag(const run_ctx *r, int ie, char *out, size_t cap) {
 #define PART(...) o += (size_t)snprintf(out + o, o < cap ? cap - o : 0, __VA_ARGS__), sep = ";"
     const char *sep = "";
     if (has_steps && diff_steps) PART("%s%s=%d", sep, k == QB_ATK_SQUARE ? "queries" : "steps", u.steps);
-    if (k == QB_ATK_PGD && diff_step) {
+    if (k == QB_ATK_PGD && r->step_text) {
+        /* a multiple of eps is tagged where it differs from the default multiple; an absolute
+         * step always (it equals the default at one eps at most, and a row's name must not
+         * depend on the other eps of the list) */
         size_t n = strlen(r->step_text);
-        if (n > 3 && !strcmp(r->step_text + n - 3, "eps")) PART("%sstep=%s", sep, r->step_text);
-        else PART("%sstep=%.9g", sep, u.step);
+        if (n > 3 && !strcmp(r->step_text + n - 3, "eps")) {
+            if (diff_step) PART("%sstep=%s", sep, r->step_text);
+        } else PART("%sstep=%.9g", sep, u.step);
     }
     if (k == QB_ATK_PGD && diff_start) PART("%sstart=%s", sep, u.random_start ? "random" : "clean");
     if (has_restarts && diff_restarts) PART("%srestarts=%d", sep, u.restarts);
@@ -308,11 +313,15 @@ static void entry_tag(const run_ctx *r, int ie, char *out, size_t cap) {
     }
 }
 
-void attack_set_row_names(run_ctx *r) {
+int attack_set_row_names(run_ctx *r) {
+    /* a row's attack field holds 255 characters, "-q8" included: a longer name is an error, never cut */
+    const size_t cap_row = sizeof ((qb_result *)0)->attack - 4;
     for (int ie = 0; ie < r->n_entries; ie++) {
         entry *e = &r->entries[ie];
         entry_tag(r, ie, e->tag, sizeof e->tag);
-        snprintf(e->row, sizeof e->row, "%s%s", e->name, e->tag);
+        int n = snprintf(e->row, sizeof e->row, "%s%s", e->name, e->tag);
+        if (strlen(e->tag) + 1 >= sizeof e->tag || n < 0 || (size_t)n >= sizeof e->row)
+            return qb_error(QB_EXIT_USAGE, "%s: its settings make a row name over %zu characters", e->name, sizeof e->row - 1);
     }
     for (int g = 0; g < r->n_groups; g++) {
         char *w = r->worst_name[g];
@@ -327,7 +336,11 @@ void attack_set_row_names(run_ctx *r) {
             o += (size_t)snprintf(w + o, cap - o, "%s%s%s", first ? "" : "+", r->compat ? nm : en->name, en->tag);
             first = 0;
         }
+        if (o > cap_row)
+            return qb_error(QB_EXIT_USAGE, "the worst-case row name '%.40s...' is over %zu characters: list fewer attacks "
+                                           "with non-default settings per call", w, cap_row);
     }
+    return 0;
 }
 
 int attack_entry_cfg(const run_ctx *r, int ie, int ix, qb_attack_cfg *cfg) {

@@ -26,7 +26,7 @@ static int ball_exempt(const entry *e) {
 }
 
 long attack_tally_violations(const entry *e, const tally *t) {
-    return (ball_exempt(e) ? 0 : t->over_eps) + t->outside + t->nan;
+    return (ball_exempt(e) ? 0 : t->over_eps) + t->outside + t->nan + t->nonfinite;
 }
 
 long attack_report(const run_ctx *r, const tally *tal, const int *need, const int *emit_worst, const long *worst,
@@ -110,6 +110,7 @@ long attack_report(const run_ctx *r, const tally *tal, const int *need, const in
             else if (artefact_range) printf(", outside [mean, mean+std]: %ld", t->outside);
             else printf(", outside [0,1]: %ld", t->outside);
             printf(", NaN: %ld", t->nan);
+            if (t->nonfinite) printf(", non-finite logits or gradients: %ld", t->nonfinite);
             if (t->has_zero_grad) printf(", zero-gradient starts: %ld", t->zero_grad);
             if (attack_tally_violations(e, t)) printf("  -> FAILED: rows not written");
             printf("\n");
@@ -118,17 +119,25 @@ long attack_report(const run_ctx *r, const tally *tal, const int *need, const in
         /* the Square check, per point and within one group (never artefact with corrected):
          * points the black-box Square broke that no gradient attack of the run broke */
         for (int g = 0; g < NG; g++) {
-            int sq = -1, any_grad = 0;
+            int sq = -1, any_grad = 0, grad_reused = 0;
             long sq_only = 0;
             const tally *std = NULL;
             for (int ie = 0; ie < NE; ie++) {
-                if (!need[ie * NX + ix] || r->entries[ie].group != g) continue;
+                if (r->entries[ie].group != g) continue;
                 int k = r->entries[ie].kind;
+                if (!need[ie * NX + ix]) {
+                    /* a gradient attack's row from --out: its points are not known this run */
+                    grad_reused |= k != QB_ATK_SQUARE && k != ENTRY_STANDARD;
+                    continue;
+                }
                 if (k == QB_ATK_SQUARE) sq = ie;
                 else if (k == ENTRY_STANDARD) std = &tal[ie * NX + ix];
                 else any_grad = 1;
             }
-            if (sq >= 0 && any_grad)
+            if (sq >= 0 && any_grad && grad_reused)
+                printf("  eps %s: the per-point Square check is skipped: some gradient attacks' rows came from --out\n",
+                       r->eps[ix].text);
+            else if (sq >= 0 && any_grad)
                 for (int q = 0; q < n_ok; q++) {
                     if (!broken[((size_t)sq * NX + ix) * N + q]) continue;
                     int by_grad = 0;

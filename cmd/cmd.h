@@ -39,10 +39,12 @@ void cmd_set_threads(int threads);
  * name without its folder and .safetensors) into name. */
 const char *cmd_model_name(const char *arg, char *name, size_t len);
 /* The results rows' dataset field: the data path, and where a selection applies
- * "?labels=<sha>&subset=<sha>&limit=N" (the first 12 hex digits of each file's SHA-256), so
- * that rows measured on other images never share a key (--resume). QB_EXIT_DATA if a file
- * cannot be read. */
-int cmd_dataset_id(char *out, size_t len, const char *data, const char *labels, const char *subset, long limit);
+ * "?labels=<sha>&subset=<sha>&limit=N" (the first 12 hex digits of each file's SHA-256), then
+ * the model options given that change the results (&crop-pct=, &interpolation=, &mean=a:b:c,
+ * &std=, &heads=, &quest-eps=), so that rows measured on other images or with another
+ * preprocessing never share a key (--resume). QB_EXIT_DATA if a file cannot be read. */
+int cmd_dataset_id(char *out, size_t len, const char *data, const char *labels, const char *subset, long limit,
+                   const qb_model_overrides *ov);
 /* Print "questbench: <last error>" and return rc. */
 int cmd_fail(int rc);
 /* "--shard K/N" (cmd/shard.c): 1 <= K <= N; -1 after printing an error. Helpers in cmd/sharding.h. */

@@ -8,18 +8,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cmd_dataset_id(char *out, size_t len, const char *data, const char *labels, const char *subset, long limit) {
+int cmd_dataset_id(char *out, size_t len, const char *data, const char *labels, const char *subset, long limit,
+                   const qb_model_overrides *ov) {
     size_t o = (size_t)snprintf(out, len, "%s", data);
     const char *sep = "?";
+#define ADD(...) (o += (size_t)snprintf(out + o, o < len ? len - o : 0, __VA_ARGS__), sep = "&")
     const char *files[2] = {labels, subset}, *keys[2] = {"labels", "subset"};
     for (int i = 0; i < 2; i++) {
         if (!files[i]) continue;
         char sha[65];
         if (qb_sha256_file(files[i], sha)) return qb_error(QB_EXIT_DATA, "%s: cannot read", files[i]);
-        o += (size_t)snprintf(out + o, o < len ? len - o : 0, "%s%s=%.12s", sep, keys[i], sha);
-        sep = "&";
+        ADD("%s%s=%.12s", sep, keys[i], sha);
     }
-    if (limit > 0) o += (size_t)snprintf(out + o, o < len ? len - o : 0, "%slimit=%ld", sep, limit);
+    if (limit > 0) ADD("%slimit=%ld", sep, limit);
+    /* the model options that change what the network sees or computes (--attention is a key field of its own) */
+    if (ov) {
+        if (ov->crop_pct > 0) ADD("%scrop-pct=%.9g", sep, ov->crop_pct);
+        if (ov->interpolation) ADD("%sinterpolation=%s", sep, ov->interpolation);
+        if (ov->has_mean) ADD("%smean=%.9g:%.9g:%.9g", sep, ov->mean[0], ov->mean[1], ov->mean[2]);
+        if (ov->has_std) ADD("%sstd=%.9g:%.9g:%.9g", sep, ov->std[0], ov->std[1], ov->std[2]);
+        if (ov->heads > 0) ADD("%sheads=%d", sep, ov->heads);
+        if (ov->quest_eps > 0) ADD("%squest-eps=%.9g", sep, ov->quest_eps);
+    }
+#undef ADD
     if (o >= len) return qb_error(QB_EXIT_USAGE, "%s: the data path is too long (%zu characters)", data, strlen(data));
     return 0;
 }

@@ -251,7 +251,7 @@ int cmd_corrupt(int argc, char **argv) {
         if ((rc = qb_sha256_file(model_paths[m], r->model_sha256))) { cmd_fail(rc); goto cleanup; }
         snprintf(r->attention, sizeof r->attention, "%s", vit_attn_name(models[m].vit.cfg.attn));
         /* --labels applies to --data only (the stored tree is an ImageFolder) */
-        if ((rc = cmd_dataset_id(r->dataset, sizeof r->dataset, from ? from : data, from ? NULL : labels, subset, limit))) {
+        if ((rc = cmd_dataset_id(r->dataset, sizeof r->dataset, from ? from : data, from ? NULL : labels, subset, limit, &ov))) {
             cmd_fail(rc);
             goto cleanup;
         }

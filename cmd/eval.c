@@ -101,7 +101,7 @@ int cmd_eval(int argc, char **argv) {
     qb_shard_run_id(row.run_id, sizeof row.run_id, "eval", shard_k, shard_n);
     snprintf(row.model, sizeof row.model, "%s", model_name);
     snprintf(row.attention, sizeof row.attention, "%s", vit_attn_name(c->attn));
-    if ((rc = cmd_dataset_id(row.dataset, sizeof row.dataset, data, labels, subset, limit))) {
+    if ((rc = cmd_dataset_id(row.dataset, sizeof row.dataset, data, labels, subset, limit, &ov))) {
         cmd_fail(rc);
         qb_dataset_free(&ds);
         qb_model_free(&m);

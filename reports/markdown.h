@@ -5,7 +5,7 @@
 
 typedef struct {
     int rows, cols;
-    char cell[128][12][48];
+    char cell[128][12][260]; /* an attack name with its settings tag fits whole */
 } md_table;
 
 /* Set cell (r, c) printf-style; the table grows to include it. Row 0 is the header. */

@@ -35,9 +35,13 @@ static int find_or_add_model(qb_report *r, const qb_result *row) {
     return r->n_models++;
 }
 
-/* An attack name as a file name: "worst:fgsm+pgd[steps=20]" -> "worst_fgsm+pgd_steps=20" */
+/* An attack name as a file name: "worst:fgsm+pgd[steps=20]" -> "worst_fgsm+pgd_steps=20"; a
+ * name over 100 characters keeps its first 80 and a hash of the whole (distinct names, distinct
+ * files, within the file-name limit) */
 static const char *file_safe(const char *name, char *out, size_t n) {
     size_t o = 0;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const char *p = name; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
     for (; *name && o + 1 < n; name++) {
         char ch = *name;
         if (ch == ']') continue;
@@ -45,6 +49,7 @@ static const char *file_safe(const char *name, char *out, size_t n) {
         out[o++] = ok ? ch : '_';
     }
     out[o] = 0;
+    if (o > 100 && n > 100) snprintf(out + 80, n - 80, "-%016llx", (unsigned long long)h);
     return out;
 }
 
@@ -101,7 +106,7 @@ int qb_report_build(qb_report *r, const qb_results *rows, const char *baseline_n
     /* keep "worst" (per-point worst case) as the last attack column */
     for (int a = 0; a + 1 < r->n_attacks; a++) {
         if (strncmp(r->attacks[a], "worst", 5)) continue;
-        char nm[64], no[8];
+        char nm[sizeof r->attacks[0]], no[sizeof r->norms[0]];
         memcpy(nm, r->attacks[a], sizeof nm), memcpy(no, r->norms[a], sizeof no);
         double saved[QB_REPORT_MAX_MODELS][QB_REPORT_MAX_EPS];
         for (int k = 0; k < r->n_models; k++) memcpy(saved[k], r->m[k].rob[a], sizeof saved[k]);
@@ -172,7 +177,7 @@ static void add_summary(qb_summary_row **v, int *n, int *cap, const qb_model_met
 int qb_report_summary(const qb_report *r, qb_summary_row **out) {
     qb_summary_row *v = NULL;
     int n = 0, cap = 0;
-    char name[96];
+    char name[sizeof r->attacks[0] + 32];
     for (int k = 0; k < r->n_models; k++) {
         const qb_model_metrics *m = &r->m[k];
         add_summary(&v, &n, &cap, m, "clean_top1", 0, m->clean_acc, 1);
@@ -220,10 +225,10 @@ static void eps_label(char *buf, size_t n, double eps) {
     else snprintf(buf, n, "%.4g", eps);
 }
 
-/* write to path.tmp then rename */
+/* write to path.tmp then rename (tmp and final: 1400 bytes) */
 static FILE *open_atomic(const char *dir, const char *name, char *tmp, char *final) {
-    snprintf(final, 1100, "%.1000s/%.60s", dir, name);
-    snprintf(tmp, 1100, "%.1070s.tmp.%d", final, (int)getpid());
+    snprintf(final, 1400, "%.1000s/%.300s", dir, name);
+    snprintf(tmp, 1400, "%.1370s.tmp.%d", final, (int)getpid());
     return fopen(tmp, "w");
 }
 
@@ -240,7 +245,7 @@ static int close_atomic(FILE *f, const char *tmp, const char *final) {
 
 static int write_svgs(const qb_report *r, const char *dir) {
     static const char *groups[] = {"noise", "blur", "weather", "digital", "extra"};
-    char tmp[1100], final[1100], fname[128];
+    char tmp[1400], final[1400], fname[400];
     svg_chart *ch = calloc(1, sizeof *ch);
     for (int g = 0; g < 5; g++) {
         int any = 0;
@@ -293,7 +298,7 @@ static int write_svgs(const qb_report *r, const char *dir) {
 
 int qb_report_write(const qb_report *r, const char *dir, const char *const *sources, int n_sources, const char *paper) {
     if (mkdir(dir, 0755) && errno != EEXIST) return qb_error(QB_EXIT_IO, "%s: cannot create folder: %s", dir, strerror(errno));
-    char tmp[1100], final[1100], b1[16], b2[16], b3[16], el[16];
+    char tmp[1400], final[1400], b1[16], b2[16], b3[16], el[16];
     int rc = write_svgs(r, dir);
     if (rc) return rc;
     /* summary.csv */

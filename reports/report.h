@@ -40,7 +40,7 @@ int qb_report_build(qb_report *r, const qb_results *rows, const char *baseline_n
 
 /* One summary metric: (model, attention, metric, eps, value, higher_is_better). */
 typedef struct {
-    char model[256], attention[16], metric[128];
+    char model[256], attention[16], metric[300]; /* robust_<attack name>_<norm> */
     double eps, value;
     int higher_better;
 } qb_summary_row;

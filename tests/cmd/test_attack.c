@@ -106,6 +106,49 @@ START_TEST(test_resume_keys) {
                              m, dir, sub, path), 0);
     free(out), free(err);
     ck_assert_int_eq(count_rows(path, "/data?subset="), 3);
+    /* a model option that changes the results is part of the key */
+    ck_assert_int_eq(qbt_cli(&out, &err, "attack --model %s --data %s/data --limit 3 --attack fgsm --eps 1/255 --crop-pct 0.5 "
+                                         "--interpolation nearest --out %s --resume", m, dir, path), 0);
+    ck_assert_ptr_null(strstr(out, "already"));
+    free(out), free(err);
+    ck_assert_int_eq(count_rows(path, "/data?limit=3&crop-pct=0.5&interpolation=nearest,"), 3);
+    /* a name longer than a row holds is an error, never cut: 20 eps-relative steps of every kind */
+    ck_assert_int_eq(qbt_cli(&out, &err, "attack --model %s --data %s/data --attack pgd,apgd-ce,apgd-t,fab-t,square,standard "
+                                         "--eps 1/255 --steps 7 --restarts 2 --targets 3 --step-size 0.123456789eps "
+                                         "--random-start off --label-source pred --out %s", m, dir, path), 2);
+    ck_assert_ptr_nonnull(strstr(err, "characters"));
+    free(out), free(err);
+}
+END_TEST
+
+/* long row names survive the report: the gate of a file against itself with its rows reversed
+ * (the worst row first) passes, and the summary holds every name whole */
+START_TEST(test_long_names_in_report) {
+    char dir[256], cmd[2048], *out, *err;
+    snprintf(dir, sizeof dir, "%s", qbt_tmpdir());
+    make_data(dir);
+    const char *m = qbt_fixture("attacks/sdpa_attack.safetensors");
+    ck_assert_int_eq(qbt_cli(&out, &err, "attack --model %s --data %s/data --attack fgsm,pgd,square --eps 1/255,2/255 --steps 3 "
+                                         "--step-size 0.3eps --random-start off --label-source pred --out %s/r.csv", m, dir, dir), 0);
+    free(out), free(err);
+    const char *worst = "worst:fgsm[labels=pred]+pgd[steps=3;step=0.3eps;start=clean;labels=pred]+square[queries=3;labels=pred]";
+    ck_assert_int_gt((int)strlen(worst), 64);
+    char path[600];
+    snprintf(path, sizeof path, "%s/r.csv", dir);
+    ck_assert_int_eq(count_rows(path, worst), 2);
+    snprintf(cmd, sizeof cmd, "(head -1 %s/r.csv; tail -n +2 %s/r.csv | tac) > %s/rev.csv", dir, dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(qbt_cli(&out, &err, "report %s/rev.csv --baseline %s/r.csv --tolerance 0", dir, dir), 0);
+    ck_assert_ptr_nonnull(strstr(out, "no regression"));
+    free(out), free(err);
+    ck_assert_int_eq(qbt_cli(&out, &err, "report %s/rev.csv --out %s/rep", dir, dir), 0);
+    free(out), free(err);
+    snprintf(path, sizeof path, "%s/rep/summary.csv", dir);
+    ck_assert_int_eq(count_rows(path, worst), 2);
+    snprintf(cmd, sizeof cmd, "(ls %s/rep | grep -c '^robust_.*\\.svg$')", dir); /* () : qbt_run adds </dev/null */
+    ck_assert_int_eq(qbt_run(cmd, &out, &err), 0);
+    ck_assert_int_eq(atoi(out), 4); /* fgsm, pgd, square, worst: distinct files, each ending .svg */
+    free(out), free(err);
 }
 END_TEST
 
@@ -187,17 +230,25 @@ START_TEST(test_errors_write_nothing) {
     char path[512];
     snprintf(path, sizeof path, "%s/long.csv", dir);
     ck_assert_int_eq(count_rows(path, ",fgsm,linf,"), 32);
-    /* --skip-bad where no image loads: exit 4, no rows */
+    /* --skip-bad where no image loads: exit 4, no rows, and an existing per-image file untouched */
+    char pi[600];
+    snprintf(pi, sizeof pi, "%s/keep.csv", dir);
+    ck_assert_int_eq(qbt_write_file(pi, "old\n", 4), 0);
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "mkdir -p %s/bad/a && echo junk > %s/bad/a/x.jpg", dir, dir);
     ck_assert_int_eq(system(cmd), 0);
-    ck_assert_int_eq(qbt_cli(&out, &err, "attack --model %s --data %s/bad --attack fgsm --eps 1/255 --skip-bad --out %s/e.csv", m,
-                             dir, dir), 4);
+    ck_assert_int_eq(qbt_cli(&out, &err, "attack --model %s --data %s/bad --attack fgsm --eps 1/255 --skip-bad --out %s/e.csv "
+                                         "--per-image %s", m, dir, dir, pi), 4);
     ck_assert_ptr_nonnull(strstr(err, "none of the 1 image(s) could be read"));
     free(out), free(err);
     snprintf(path, sizeof path, "%s/e.csv", dir);
     FILE *f = fopen(path, "r");
     ck_assert_ptr_null(f);
+    snprintf(path, sizeof path, "%s/e.csv.partial", dir); /* no journal left either */
+    ck_assert_int_ne(access(path, F_OK), 0);
+    char *kept = qbt_slurp(pi);
+    ck_assert_str_eq(kept, "old\n");
+    free(kept);
 }
 END_TEST
 
@@ -277,6 +328,11 @@ START_TEST(test_kill_mid_pass_resumes_batches) {
     char path[5000];
     snprintf(path, sizeof path, "%s/k.csv", dir);
     ck_assert_int_eq(count_rows(path, ",pgd[steps=1000;labels=pred],"), 0); /* the pass was unfinished */
+    /* a torn or foreign tail (here with a negative size) is cut, never read as a record */
+    FILE *jf = fopen(journal, "a");
+    ck_assert_ptr_nonnull(jf);
+    fputs("B\tjunk\t0\t1\t-1\n0 0 0", jf);
+    fclose(jf);
     ck_assert_int_eq(qbt_cli(&out, &err, "%s --out %s/k.csv --per-image %s/k.pi.csv --resume", args, dir, dir), 0);
     ck_assert_msg(strstr(err, "replayed from"), "no batch replayed: %s", err);
     free(out), free(err);
@@ -303,6 +359,7 @@ Suite *attack_cli_suite(void) {
     tcase_add_test(tc, test_per_image_resume);
     tcase_add_test(tc, test_errors_write_nothing);
     tcase_add_test(tc, test_quantize);
+    tcase_add_test(tc, test_long_names_in_report);
     tcase_add_test(tc, test_kill_mid_pass_resumes_batches);
     suite_add_tcase(s, tc);
     return s;
