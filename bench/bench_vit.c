@@ -121,39 +121,54 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--iters")) iters = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--attn")) attns = argv[i + 1];
     }
-    /* every measurement runs in a fresh child: forking after OpenMP has started threads hangs */
-    double rates[2];
-    int fd[2];
-    if (pipe(fd)) return 1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        rates[0] = sgemm_rate(1, 3152, 1536, 384);
-        rates[1] = sgemm_rate(0, 3152, 1536, 384);
-        if (write(fd[1], rates, sizeof rates) != sizeof rates) _exit(1);
-        _exit(0);
+    /* the sgemm rate is measured before and after the model runs and the faster kept: on a
+     * shared machine one measurement can land in a slow moment and flatter the ratio */
+    double blas = 0, tiled = 0;
+    result res[8][2];
+    char names[8][16];
+    int n_attn = 0;
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", attns);
+    for (int round = 0; round < 2; round++) {
+        /* every measurement runs in a fresh child: forking after OpenMP has started threads hangs */
+        double rates[2];
+        int fd[2];
+        if (pipe(fd)) return 1;
+        pid_t pid = fork();
+        if (pid == 0) {
+            rates[0] = sgemm_rate(1, 3152, 1536, 384);
+            rates[1] = sgemm_rate(0, 3152, 1536, 384);
+            if (write(fd[1], rates, sizeof rates) != sizeof rates) _exit(1);
+            _exit(0);
+        }
+        close(fd[1]);
+        if (read(fd[0], rates, sizeof rates) != sizeof rates) return 1;
+        close(fd[0]);
+        waitpid(pid, NULL, 0);
+        if (rates[0] > blas) blas = rates[0];
+        if (rates[1] > tiled) tiled = rates[1];
+        if (round) break;
+        for (char *tok = strtok(buf, ","); tok && n_attn < 8; tok = strtok(NULL, ",")) {
+            vit_attn a;
+            if (vit_attn_parse(tok, &a)) continue;
+            snprintf(names[n_attn], sizeof names[n_attn], "%s", tok);
+            for (int bw = 0; bw < 2; bw++) res[n_attn][bw] = run_mode(a, B, iters, bw);
+            n_attn++;
+        }
     }
-    close(fd[1]);
-    if (read(fd[0], rates, sizeof rates) != sizeof rates) return 1;
-    waitpid(pid, NULL, 0);
-    double blas = rates[0], tiled = rates[1];
     int T = 0;
     const char *env = getenv("OMP_NUM_THREADS");
     T = env ? atoi(env) : (int)sysconf(_SC_NPROCESSORS_ONLN);
     printf("# ViT-S/16 224, batch %d, %d threads, fastest of %d iterations; GFLOP/s of model FLOPs (x2 with input-grad)\n",
            B, T, iters);
-    printf("sgemm 3152x1536x384: OpenBLAS (own threading) %.1f GFLOP/s; questbench tiled %.1f GFLOP/s\n", blas, tiled);
+    printf("sgemm 3152x1536x384: OpenBLAS (own threading) %.1f GFLOP/s; questbench tiled %.1f GFLOP/s (faster of before "
+           "and after)\n", blas, tiled);
     printf("%-7s %-17s %9s %9s %12s %9s %10s\n", "attn", "pass", "images/s", "GFLOP/s", "vs sgemm", "peak MB", "arena MB");
-    char buf[64];
-    snprintf(buf, sizeof buf, "%s", attns);
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        vit_attn a;
-        if (vit_attn_parse(tok, &a)) continue;
+    for (int k = 0; k < n_attn; k++)
         for (int bw = 0; bw < 2; bw++) {
-            result r = run_mode(a, B, iters, bw);
-            fflush(stdout);
-            printf("%-7s %-17s %9.2f %9.1f %11.0f%% %9.0f %10.0f\n", tok, bw ? "forward+input-grad" : "forward", r.img_s,
+            result r = res[k][bw];
+            printf("%-7s %-17s %9.2f %9.1f %11.0f%% %9.0f %10.0f\n", names[k], bw ? "forward+input-grad" : "forward", r.img_s,
                    r.gflops, 100 * r.gflops / blas, r.peak_mb, r.arena_mb);
         }
-    }
     return 0;
 }
