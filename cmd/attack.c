@@ -169,14 +169,23 @@ static int check_save_dir(const char *dir) {
 
 /* Append the pass's per-image rows in one write (before its results row: a run killed in
  * between leaves rows that --resume drops, as their results row is missing). */
+/* Without --resume the per-image file is started (emptied, with its header) once the first
+ * batch is done: a run that fails before leaves an existing file as it was, and one killed
+ * after has a file of its own rows only, which --resume then keeps or drops by --out. */
+static int per_image_start(run_ctx *r) {
+    if (!r->pi_fresh) return 0;
+    if (!(r->per_image = fopen(r->per_image_path, "w")) || fprintf(r->per_image, "%s\n", ATTACK_PER_IMAGE_HEADER) < 0 ||
+        fflush(r->per_image) || fsync(fileno(r->per_image)))
+        return qb_error(QB_EXIT_IO, "%s: cannot write (%s)", r->per_image_path, strerror(errno));
+    r->pi_fresh = 0;
+    return 0;
+}
+
 static int flush_per_image(run_ctx *r) {
     if (!r->per_image_path) return 0;
     if (fflush(r->pi_mem)) return qb_error(QB_EXIT_FAIL, "out of memory");
-    if (r->pi_fresh) { /* without --resume the file starts with the first pass's rows, not before */
-        if (!(r->per_image = fopen(r->per_image_path, "w")) || fprintf(r->per_image, "%s\n", ATTACK_PER_IMAGE_HEADER) < 0)
-            return qb_error(QB_EXIT_IO, "%s: cannot write (%s)", r->per_image_path, strerror(errno));
-        r->pi_fresh = 0;
-    }
+    int rc = per_image_start(r);
+    if (rc) return rc;
     int bad = r->pi_len && (fwrite(r->pi_buf, 1, r->pi_len, r->per_image) != r->pi_len || fflush(r->per_image) ||
                             fsync(fileno(r->per_image)));
     rewind(r->pi_mem);
@@ -190,7 +199,6 @@ static void apply_point(const run_ctx *r, int ie, int ix, const qb_attack_cfg *c
     int NX = r->n_eps;
     const entry *en = &r->entries[ie];
     t->outside += p->out, t->outside01 += p->out01, t->nan += p->nan, t->zero_grad += p->zero;
-    t->nonfinite += p->nonfinite;
     double nrm = cfg->norm == QB_NORM_LINF ? p->linf : p->l2;
     if (nrm > t->max_norm) t->max_norm = nrm;
     if (cfg->norm == QB_NORM_LINF ? nrm > cfg->eps + 1e-6 : nrm > cfg->eps * (1 + 1e-5)) t->over_eps++;
@@ -352,7 +360,6 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
                     continue;
                 }
                 if (r->per_image_path) fflush(r->pi_mem), pi0 = r->pi_len;
-                long nf0 = ws.nonfinite;
                 /* the images loaded in the clean pass: a failure now is an error even with --skip-bad */
                 for (int j = 0; j < nb; j++) paths[j] = ds->items[order[start + j]].path;
                 int failed;
@@ -428,7 +435,6 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
                     double l2 = qb_attack_norm(QB_NORM_L2, xc, plane, cfg.scale);
                     pt->zero = zero_start[j], pt->stages = stages[j], pt->linf = linf, pt->l2 = l2;
                     pt->ok = ok, pt->brk = clean_pred[i] == y[j] && p != y[j];
-                    if (j == 0) pt->nonfinite = (int)(ws.nonfinite - nf0); /* the batch's, on its first image */
                     apply_point(r, ie, ix, &cfg, pt, start + j, N, t, robust, broken);
                     if (r->per_image_path) {
                         attack_csv_common(r->pi_mem, r, ie, ix, ds->items[i].rel);
@@ -443,6 +449,7 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
                     }
                 }
                 if (rc) break;
+                if (r->per_image_path && (rc = per_image_start(r))) { cmd_fail(rc); break; }
                 if (r->journal) {
                     if (r->per_image_path) fflush(r->pi_mem);
                     const char *rows = r->per_image_path ? r->pi_buf + pi0 : "";

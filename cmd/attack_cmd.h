@@ -42,7 +42,7 @@ typedef struct {
     double max_norm;
     /* points: outside the attack's declared range / [0,1], with a NaN, with an exactly zero
      * start gradient (APGD stages only: has_zero_grad), beyond eps */
-    long outside, outside01, nan, zero_grad, over_eps, nonfinite;
+    long outside, outside01, nan, zero_grad, over_eps;
     int has_zero_grad;
 } tally;
 
@@ -51,7 +51,6 @@ typedef struct {
     int ok, brk, out, out01, nan, zero; /* robust; broken (clean-correct, now wrong); outside its range,
                                          * [0,1]; NaN; zero start gradient */
     int stages;                         /* standard: the stages after which it was still robust */
-    int nonfinite;                      /* NaN/Inf met in logits or gradients (counted on a batch's first image) */
     double linf, l2;                    /* the perturbation's norms in the eps space */
 } jpoint;
 

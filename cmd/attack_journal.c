@@ -4,7 +4,7 @@
  * OUT.partial (OUT = --out; one file per shard) as one record, in one write, fsync'd:
  *
  *   B <tab> pass key <tab> start <tab> nb <tab> rows_bytes \n
- *   nb lines: ok brk out out01 nan zero stages nonfinite linf l2 \n   (per image, exact norms)
+ *   nb lines: ok brk out out01 nan zero stages linf l2 \n   (per image, exact norms)
  *   rows_bytes of --per-image rows
  *   E \n
  *
@@ -64,12 +64,11 @@ static long load(attack_journal *j, FILE *f) {
         int ok = r.key && r.pts && r.rows;
         for (int i = 0; i < nb && ok; i++) {
             jpoint *p = &r.pts[i];
-            int v[8];
+            int v[7];
             ok = getline(&line, &cap, f) > 0 &&
-                 sscanf(line, "%d %d %d %d %d %d %d %d %lf %lf", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7],
-                        &p->linf, &p->l2) == 10;
+                 sscanf(line, "%d %d %d %d %d %d %d %lf %lf", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &p->linf,
+                        &p->l2) == 9;
             p->ok = v[0], p->brk = v[1], p->out = v[2], p->out01 = v[3], p->nan = v[4], p->zero = v[5], p->stages = v[6];
-            p->nonfinite = v[7];
         }
         ok = ok && fread(r.rows, 1, rows_len, f) == rows_len && getline(&line, &cap, f) > 0 && !strcmp(line, "E\n");
         if (ok && j->n == j->cap) {
@@ -107,23 +106,27 @@ int attack_journal_open(run_ctx *r) {
     /* cut a torn or foreign tail, so that later records follow the last good one */
     if (j->fd >= 0 && ftruncate(j->fd, good) != 0) close(j->fd), j->fd = -1;
     if (j->fd < 0) {
+        int e = errno;
         free_recs(j);
+        errno = e;
+        char path[4200];
+        snprintf(path, sizeof path, "%s", j->path);
         free(j);
-        return qb_error(QB_EXIT_IO, "%s: cannot write the batch journal (%s)", r->results_path, strerror(errno));
+        return qb_error(QB_EXIT_IO, "%s: cannot write the batch journal (%s)", path, strerror(errno));
     }
     r->journal = j;
     return 0;
 }
 
 void attack_journal_pass_key(const run_ctx *r, int ie, int ix, int n_ok, int batch, char *out, size_t n) {
-    int k = 0, ns = 0; /* the shard, not the run_id (which holds the process id) */
-    if (!qb_shard_of_run_id(r->run_id, &k, &ns)) k = ns = 0;
-    /* a record holds per-image rows only if its run wrote them, and its PNGs only if it saved them:
-     * a run that wants either replays only records that have it */
-    int o = snprintf(out, n, "%s|%s|%s|%s|%s%s|%s%s|%.17g|%llu|shard%dof%d|%d|%d|%s%s", QB_VERSION, r->model_name, r->model_sha,
-                     r->dataset_id, r->entries[ie].row, r->quantize ? "-q8" : "", qb_norm_name(r->base.norm),
-                     r->eps_space_norm ? "-n" : "", r->eps[ix].exact, (unsigned long long)r->base.seed, k, ns, n_ok, batch,
-                     r->per_image_path ? "rows" : "", r->save_dir ? "+png" : "");
+    /* the pass's results-row key (model, attention, dataset, attack, norm, eps, seed, shard), and
+     * what else a record must share with this run: version, model file, the readable images and
+     * batching, and whether (and where) it wrote per-image rows and PNGs */
+    qb_result row = attack_make_row(r, r->entries[ie].row, r->eps[ix].exact);
+    char rk[2048];
+    qb_result_key(&row, rk, sizeof rk);
+    int o = snprintf(out, n, "%s|%s|%s|%d|%d|%s|%s", QB_VERSION, rk, r->model_sha, n_ok, batch, r->per_image_path ? "rows" : "",
+                     r->save_dir ? r->save_dir : "");
     /* the key is one tab-free, newline-free field */
     for (int i = 0; i < o && (size_t)i < n; i++)
         if (out[i] == '\t' || out[i] == '\n') out[i] = ' ';
@@ -163,8 +166,8 @@ int attack_journal_append(run_ctx *r, const char *key, int start, int nb, const 
     fprintf(m, "B\t%s\t%d\t%d\t%zu\n", key, start, nb, rows_len);
     for (int i = 0; i < nb; i++) {
         const jpoint *p = &pts[i];
-        fprintf(m, "%d %d %d %d %d %d %d %d %.17g %.17g\n", p->ok, p->brk, p->out, p->out01, p->nan, p->zero, p->stages,
-                p->nonfinite, p->linf, p->l2);
+        fprintf(m, "%d %d %d %d %d %d %d %.17g %.17g\n", p->ok, p->brk, p->out, p->out01, p->nan, p->zero, p->stages,
+                p->linf, p->l2);
     }
     if (rows_len) fwrite(rows, 1, rows_len, m);
     fputs("E\n", m);

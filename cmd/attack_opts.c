@@ -95,10 +95,10 @@ void attack_help(FILE *f) {
         "                      random_start,targets,seed,version (success = clean-correct and broken, loss =\n"
         "                      cross-entropy at the returned point, linf/l2 = norm of the perturbation in the\n"
         "                      eps space; dataset, attack and eps as in the --out row). Without --resume the\n"
-        "                      file is started anew when the first pass is done; with it, the rows of passes\n"
+        "                      file is started anew when the first batch is done; with it, the rows of passes\n"
         "                      already in --out are kept. One file per --shard\n"
         "exit codes: 0 ok, 1 internal failure (incl. a perturbation outside the eps-ball or NaN: that\n"
-        "            pass's rows are not written),\n"
+        "            pass's --out rows are not written; non-finite logits or gradients stop the run),\n"
         "            2 bad command line (eps <= 0 or > 1 for L-inf, a repeated eps, an empty list item,\n"
         "            unknown attack, fgm under L-inf, steps 0),\n"
         "            3 bad model, 4 bad data (unreadable image, label outside the model's classes), 5 write error\n"
@@ -377,7 +377,7 @@ int attack_save_png(const char *dir, const char *model_name, const char *attack,
                     const float *x, int S) {
     char path[4096], et[64];
     const char *mdl = model_name;
-    char att[160];
+    char att[sizeof ((qb_result *)0)->attack];
     snprintf(et, sizeof et, "%s", eps_text);
     for (char *p = et; *p; p++) if (*p == '/') *p = '_';
     /* the row name as a folder name: "pgd[steps=20;restarts=2]" -> "pgd_steps=20_restarts=2" */
@@ -450,7 +450,7 @@ void attack_csv_common(FILE *f, const run_ctx *r, int ie, int ix, const char *re
     fprintf(f, ",%s,", vit_attn_name(c->attn));
     csv_str(f, r->dataset_id);
     fputc(',', f);
-    char att[160];
+    char att[sizeof ((qb_result *)0)->attack];
     snprintf(att, sizeof att, "%s%s", r->entries[ie].row, r->quantize ? "-q8" : "");
     csv_str(f, att);
     fprintf(f, ",%s,%.17g,%.6g,%s,", qb_norm_name(r->base.norm), r->eps[ix].exact, r->eps[ix].exact * 255.0,

