@@ -82,12 +82,13 @@ static void apgd_start(const qb_attack_cfg *cfg, const float *x, qb_rng *r, size
     }
 }
 
-/* One APGD run (autopgd attack_single_run) on n compacted images; broken[j] = 1 and
+/* One APGD run (autopgd attack_single_run) on n compacted images, halving at the n_cp
+ * checkpoints cps (qb_apgd_checkpoints); broken[j] = 1 and
  * xbadv[j] set for images misclassified at some iterate; ivec[6][j] = 1 where the start
  * gradient is exactly zero. */
 static int apgd_single_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, const float *xc, const int *yc,
-                           const int *tgt, const uint64_t *ids, const char *purpose, int n, int n_iter, int *broken,
-                           float *xbadv) {
+                           const int *tgt, const uint64_t *ids, const char *purpose, int n, int n_iter, const int *cps,
+                           int n_cp, int *broken, float *xbadv) {
     size_t d = ws->d, plane = (size_t)ws->S * ws->S;
     int K = ws->K;
     qb_loss loss = tgt ? QB_LOSS_DLR_T : QB_LOSS_CE;
@@ -124,11 +125,7 @@ static int apgd_single_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, const flo
     memcpy(xbest, xcur, n * d * sizeof(float));
     memcpy(gbest, g, n * d * sizeof(float));
     memcpy(xprev, xcur, n * d * sizeof(float));
-    /* the checkpoints come from qb_apgd_checkpoints (the tested formula); k = the interval that ends there */
-    int n_cp = qb_apgd_checkpoints(n_iter, NULL, 0), next_cp = 0;
-    int *cps = malloc(sizeof(int) * (n_cp > 0 ? n_cp : 1));
-    if (!cps) return qb_error(QB_EXIT_FAIL, "out of memory");
-    qb_apgd_checkpoints(n_iter, cps, n_cp);
+    int next_cp = 0; /* k at a checkpoint = the interval that ends there */
     double rho = cfg->rho > 0 ? cfg->rho : 0.75;
     for (int it = 0; it < n_iter; it++) {
         float a = it == 0 ? 1.0f : 0.75f;
@@ -164,7 +161,7 @@ static int apgd_single_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, const flo
         }
         float *t = xprev; /* x_prev ← x_i, x_{i+1} becomes current */
         xprev = xcur, xcur = xnew, xnew = t;
-        if ((rc = qb_attack_loss_grad(ws, xcur, n, yc, tgt, loss, lcur, g))) { free(cps); return rc; }
+        if ((rc = qb_attack_loss_grad(ws, xcur, n, yc, tgt, loss, lcur, g))) return rc;
         for (int j = 0; j < n; j++) {
             if (qb_argmax(ws->logits + (size_t)j * K, K) != yc[j]) {
                 broken[j] = 1;
@@ -195,7 +192,6 @@ static int apgd_single_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, const flo
         }
         if (ws->apgd_trace) ws->apgd_trace[2 * it + 2] = lcur[0], ws->apgd_trace[2 * it + 3] = eta[0];
     }
-    free(cps);
     return 0;
 }
 
@@ -219,8 +215,13 @@ int qb_apgd_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, int targeted, const 
     if ((size_t)n * K > (size_t)ws->cap * d) return qb_error(QB_EXIT_FAIL, "apgd: too many classes for the workspace");
     memcpy(clean_logits, ws->logits, sizeof(float) * n * K);
     for (int i = 0; i < n; i++) active[i] = active[i] == y[i];
-    for (int tr = 2; tr < 2 + n_targets; tr++)
-        for (int r = 0; r < restarts; r++) {
+    /* the checkpoints, once for every run: qb_apgd_checkpoints, the tested formula */
+    int n_cp = qb_apgd_checkpoints(n_iter, NULL, 0);
+    int *cps = malloc(sizeof(int) * (n_cp > 0 ? n_cp : 1));
+    if (!cps) return qb_error(QB_EXIT_FAIL, "out of memory");
+    qb_apgd_checkpoints(n_iter, cps, n_cp);
+    for (int tr = 2; tr < 2 + n_targets && !rc; tr++)
+        for (int r = 0; r < restarts && !rc; r++) {
             int na = 0;
             for (int i = 0; i < n; i++) {
                 if (!active[i]) continue;
@@ -229,12 +230,12 @@ int qb_apgd_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, int targeted, const 
                 if (targeted) tgt[na] = qb_rank_class(clean_logits + (size_t)i * K, K, tr);
                 na++;
             }
-            if (na == 0) return 0;
+            if (na == 0) goto out; /* every image broken: nothing left to attack */
             char purpose[48];
             if (targeted) snprintf(purpose, sizeof purpose, "apgd-t/target%d/restart%d", tr, r);
             else snprintf(purpose, sizeof purpose, "apgd-ce/restart%d", r);
-            rc = apgd_single_run(ws, cfg, xc, yc, targeted ? tgt : NULL, idc, purpose, na, n_iter, broken, xbadv);
-            if (rc) return rc;
+            rc = apgd_single_run(ws, cfg, xc, yc, targeted ? tgt : NULL, idc, purpose, na, n_iter, cps, n_cp, broken, xbadv);
+            if (rc) break;
             for (int j = 0; j < na; j++) zero_start[orig[j]] |= ws->ivec[6][j];
             for (int j = 0; j < na; j++)
                 if (broken[j]) {
@@ -242,5 +243,7 @@ int qb_apgd_run(qb_attack_ws *ws, const qb_attack_cfg *cfg, int targeted, const 
                     memcpy(xadv + orig[j] * d, xbadv + j * d, d * sizeof(float));
                 }
         }
-    return 0;
+out:
+    free(cps);
+    return rc;
 }

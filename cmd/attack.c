@@ -148,25 +148,6 @@ static int per_image_open(run_ctx *r, const char *path) {
     return 0;
 }
 
-/* --save-adv: the folder exists (or is made) and takes files, before any work */
-static int check_save_dir(const char *dir) {
-    char probe[4200];
-    snprintf(probe, sizeof probe, "%s/", dir);
-    for (char *p = probe + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            int e = mkdir(probe, 0777);
-            *p = '/';
-            if (e && errno != EEXIST) return qb_error(QB_EXIT_IO, "--save-adv %s: cannot create the folder (%s)", dir, strerror(errno));
-        }
-    snprintf(probe, sizeof probe, "%s/.questbench-probe-%d", dir, (int)getpid());
-    FILE *f = fopen(probe, "w");
-    if (!f) return qb_error(QB_EXIT_IO, "--save-adv %s: cannot write there (%s)", dir, strerror(errno));
-    fclose(f);
-    unlink(probe);
-    return 0;
-}
-
 /* Append the pass's per-image rows in one write (before its results row: a run killed in
  * between leaves rows that --resume drops, as their results row is missing). */
 /* Without --resume the per-image file is started (emptied, with its header) once the first
@@ -293,6 +274,7 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
     double *loss = calloc(batch, sizeof(double));
     const char **paths = calloc(batch, sizeof(char *));
     long worst[MAX_GROUPS * MAX_EPS] = {0};
+    char *pi_head = NULL, *pi_tail = NULL; /* the current pass's per-image row parts */
     if (!tal || !x || !xc || !xadv || !xbest || !order || !y || !yc || !ya || !zero_start || !stages || !pts || !clean_pred || !pos ||
         !pred || !robust || !broken || !bad_eps || !alive || !ids || !idc || !loss || !paths) {
         rc = cmd_fail(qb_error(QB_EXIT_FAIL, "out of memory"));
@@ -344,6 +326,8 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
             char key[2048];
             attack_journal_pass_key(r, ie, ix, n_ok, batch, key, sizeof key);
             attack_journal_select(r, key);
+            free(pi_head), free(pi_tail), pi_head = pi_tail = NULL;
+            if (r->per_image_path && (rc = attack_csv_pass_parts(r, ie, ix, &cfg, &pi_head, &pi_tail))) { cmd_fail(rc); break; }
             for (int start = 0; start < n_ok && !rc; start += batch) {
                 int nb = batch < n_ok - start ? batch : n_ok - start;
                 const char *jrows;
@@ -437,10 +421,10 @@ static int attack_model(run_ctx *r, qb_dataset *ds, int batch, int skip_bad, lon
                     pt->ok = ok, pt->brk = clean_pred[i] == y[j] && p != y[j];
                     apply_point(r, ie, ix, &cfg, pt, start + j, N, t, robust, broken);
                     if (r->per_image_path) {
-                        attack_csv_common(r->pi_mem, r, ie, ix, ds->items[i].rel);
-                        fprintf(r->pi_mem, "%d,%d,%d,%d,%d,%.7g,%.7g,%.7g,", y[j], clean_pred[i], p,
-                                clean_pred[i] == y[j] && p != y[j], ok, loss[j], linf, l2);
-                        attack_csv_tail(r->pi_mem, r, ie, ix, &cfg);
+                        char fields[160];
+                        snprintf(fields, sizeof fields, "%d,%d,%d,%d,%d,%.7g,%.7g,%.7g", y[j], clean_pred[i], p, pt->brk, ok,
+                                 loss[j], linf, l2);
+                        attack_csv_row(r->pi_mem, pi_head, ds->items[i].rel, fields, pi_tail);
                     }
                     if (r->save_dir && (rc = attack_save_png(r->save_dir, r->model_name, en->row, r->eps[ix].text,
                                                              ds->items[i].rel, xa, S))) {
@@ -495,7 +479,7 @@ done:
     free(tal), free(x), free(xc), free(xadv), free(xbest), free(order), free(y), free(yc), free(ya), free(zero_start);
     free(stages), free(pts);
     free(clean_pred), free(pos), free(pred), free(robust), free(broken), free(bad_eps), free(alive), free(ids), free(idc);
-    free(loss), free(paths), free(need), free(emit);
+    free(loss), free(paths), free(need), free(emit), free(pi_head), free(pi_tail);
     return rc;
 }
 
@@ -649,7 +633,7 @@ int cmd_attack(int argc, char **argv) {
     if ((rc = qb_dataset_open(&ds, data, labels, subset, (int)limit))) { qb_results_free(&r.prev); return cmd_fail(rc); }
     if ((rc = cmd_apply_shard(&ds, shard_k, shard_n))) { qb_dataset_free(&ds); qb_results_free(&r.prev); return rc; }
     if ((rc = cmd_dataset_id(r.dataset_id, sizeof r.dataset_id, data, labels, subset, limit, &ov)) ||
-        (r.save_dir && (rc = check_save_dir(r.save_dir))) || (per_image && (rc = per_image_open(&r, per_image))) ||
+        (r.save_dir && (rc = attack_check_save_dir(r.save_dir))) || (per_image && (rc = per_image_open(&r, per_image))) ||
         (rc = attack_journal_open(&r))) {
         cmd_fail(rc);
         if (r.per_image) fclose(r.per_image);

@@ -104,10 +104,13 @@ int attack_entry_cfg(const run_ctx *r, int ie, int ix, qb_attack_cfg *cfg);
 int attack_save_png(const char *dir, const char *model_name, const char *attack, const char *eps_text, const char *rel,
                     const float *x, int S);
 void attack_quantize_8bit(const qb_attack_cfg *cfg, const float *x, float *v, size_t plane);
-/* --per-image: the header, and a row's leading fields (to the image) and its settings tail */
+/* --per-image: the header; a pass's row parts, the same for each of its images (*head, *tail
+ * malloc'd: free them); one row from them and the image's own fields */
 extern const char *const ATTACK_PER_IMAGE_HEADER;
-void attack_csv_common(FILE *f, const run_ctx *r, int ie, int ix, const char *rel);
-void attack_csv_tail(FILE *f, const run_ctx *r, int ie, int ix, const qb_attack_cfg *cfg);
+int attack_csv_pass_parts(const run_ctx *r, int ie, int ix, const qb_attack_cfg *cfg, char **head, char **tail);
+void attack_csv_row(FILE *f, const char *head, const char *rel, const char *fields, const char *tail);
+/* --save-adv: the folder exists (or is made) and takes files, checked before any work */
+int attack_check_save_dir(const char *dir);
 
 /* attack_journal.c: with --out, every finished batch of a pass is journaled; --resume replays
  * the batches of a pass whose row is missing instead of attacking them again */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 const qb_attack_kind STANDARD_STAGES[N_STAGES] = {QB_ATK_APGD_CE, QB_ATK_APGD_T, QB_ATK_FAB_T, QB_ATK_SQUARE};
 
@@ -373,19 +374,22 @@ static int mkdirs(char *path) { /* mkdir -p of the directory part of path */
     return 0;
 }
 
+int attack_check_save_dir(const char *dir) {
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/.questbench-probe-%d", dir, (int)getpid());
+    if (mkdirs(probe)) return qb_error(QB_EXIT_IO, "--save-adv %s: cannot create the folder (%s)", dir, strerror(errno));
+    FILE *f = fopen(probe, "w");
+    if (!f) return qb_error(QB_EXIT_IO, "--save-adv %s: cannot write there (%s)", dir, strerror(errno));
+    fclose(f);
+    unlink(probe);
+    return 0;
+}
+
 int attack_save_png(const char *dir, const char *model_name, const char *attack, const char *eps_text, const char *rel,
                     const float *x, int S) {
-    char path[4096], et[64];
-    const char *mdl = model_name;
-    char att[sizeof ((qb_result *)0)->attack];
-    snprintf(et, sizeof et, "%s", eps_text);
-    for (char *p = et; *p; p++) if (*p == '/') *p = '_';
-    /* the row name as a folder name: "pgd[steps=20;restarts=2]" -> "pgd_steps=20_restarts=2" */
-    size_t o = 0;
-    for (const char *p = attack; *p && o + 1 < sizeof att; p++)
-        if (*p != ']') att[o++] = (*p == '[' || *p == ';' || *p == '/') ? '_' : *p;
-    att[o] = 0;
-    snprintf(path, sizeof path, "%s/%s/%s/eps_%s/%s", dir, mdl, att, et, rel);
+    char path[4096], et[64], att[sizeof ((qb_result *)0)->attack];
+    snprintf(path, sizeof path, "%s/%s/%s/eps_%s/%s", dir, model_name, qb_file_safe_name(attack, att, sizeof att),
+             qb_file_safe_name(eps_text, et, sizeof et), rel);
     char *ext = strrchr(path, '.');
     if (ext && !strchr(ext, '/')) *ext = 0;
     strncat(path, ".png", sizeof path - strlen(path) - 1);
@@ -427,24 +431,29 @@ void attack_quantize_8bit(const qb_attack_cfg *cfg, const float *x, float *v, si
     }
 }
 
-/* a CSV field, quoted when it holds a comma, quote or line break (as the results file) */
-static void csv_str(FILE *f, const char *s) {
-    if (!strpbrk(s, ",\"\r\n")) { fputs(s, f); return; }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 const char *const ATTACK_PER_IMAGE_HEADER =
     "model,attention,dataset,attack,norm,eps,eps_255,eps_space,image,label,clean_pred,adv_pred,success,robust,loss,"
     "linf,l2,steps,step_size,restarts,random_start,targets,seed,version";
 
-/* per-image rows: model,attention,dataset,attack,norm,eps,eps_255,eps_space,image, with the
- * model, dataset, attack and eps of the pass's results row (eps exact, "%.17g", as there) */
-void attack_csv_common(FILE *f, const run_ctx *r, int ie, int ix, const char *rel) {
+/* a CSV field, quoted as in the results file */
+static void csv_str(FILE *f, const char *s) {
+    char buf[4200];
+    fwrite(buf, 1, qb_csv_field(buf, sizeof buf, s), f);
+}
+
+void attack_csv_row(FILE *f, const char *head, const char *rel, const char *fields, const char *tail) {
+    fputs(head, f);
+    csv_str(f, rel);
+    fprintf(f, ",%s%s\n", fields, tail);
+}
+
+/* A pass's per-image row parts, the same for each of its images: the head (model, attention,
+ * dataset, attack, norm, eps exact as in the --out row, eps_255, eps_space) and the tail (steps,
+ * step_size, restarts, random_start, targets, seed, version: the settings it ran with). */
+int attack_csv_pass_parts(const run_ctx *r, int ie, int ix, const qb_attack_cfg *cfg, char **head, char **tail) {
+    size_t n;
+    FILE *f = open_memstream(head, &n);
+    if (!f) return qb_error(QB_EXIT_FAIL, "out of memory");
     const vit_config *c = &r->model->vit.cfg;
     csv_str(f, r->model_name);
     fprintf(f, ",%s,", vit_attn_name(c->attn));
@@ -455,17 +464,13 @@ void attack_csv_common(FILE *f, const run_ctx *r, int ie, int ix, const char *re
     csv_str(f, att);
     fprintf(f, ",%s,%.17g,%.6g,%s,", qb_norm_name(r->base.norm), r->eps[ix].exact, r->eps[ix].exact * 255.0,
             r->eps_space_norm ? "normalized" : "pixel");
-    csv_str(f, rel);
-    fputc(',', f);
-}
-
-/* steps,step_size,restarts,random_start,targets,seed,version: the settings the pass ran with */
-void attack_csv_tail(FILE *f, const run_ctx *r, int ie, int ix, const qb_attack_cfg *cfg) {
+    if (fclose(f) || !(f = open_memstream(tail, &n))) return qb_error(QB_EXIT_FAIL, "out of memory");
     int k = r->entries[ie].kind;
     entry_settings u = effective(r, ie, ix);
-    if (k == QB_ATK_FGSM) fprintf(f, "1,%.9g,1,,", cfg->eps);
-    else if (k == QB_ATK_PGD) fprintf(f, "%d,%.9g,%d,%s,", u.steps, u.step, u.restarts, u.random_start ? "on" : "off");
-    else fprintf(f, "%d,,%d,,", u.steps, u.restarts);
+    if (k == QB_ATK_FGSM) fprintf(f, ",1,%.9g,1,,", cfg->eps);
+    else if (k == QB_ATK_PGD) fprintf(f, ",%d,%.9g,%d,%s,", u.steps, u.step, u.restarts, u.random_start ? "on" : "off");
+    else fprintf(f, ",%d,,%d,,", u.steps, u.restarts);
     if (k == QB_ATK_APGD_T || k == QB_ATK_FAB_T || k == ENTRY_STANDARD) fprintf(f, "%d", u.targets);
-    fprintf(f, ",%llu,%s\n", (unsigned long long)cfg->seed, QB_VERSION);
+    fprintf(f, ",%llu,%s", (unsigned long long)cfg->seed, QB_VERSION);
+    return fclose(f) ? qb_error(QB_EXIT_FAIL, "out of memory") : 0;
 }

@@ -35,24 +35,6 @@ static int find_or_add_model(qb_report *r, const qb_result *row) {
     return r->n_models++;
 }
 
-/* An attack name as a file name: "worst:fgsm+pgd[steps=20]" -> "worst_fgsm+pgd_steps=20"; a
- * name over 100 characters keeps its first 80 and a hash of the whole (distinct names, distinct
- * files, within the file-name limit) */
-static const char *file_safe(const char *name, char *out, size_t n) {
-    size_t o = 0;
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (const char *p = name; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
-    for (; *name && o + 1 < n; name++) {
-        char ch = *name;
-        if (ch == ']') continue;
-        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr("._+=-", ch);
-        out[o++] = ok ? ch : '_';
-    }
-    out[o] = 0;
-    if (o > 100 && n > 100) snprintf(out + 80, n - 80, "-%016llx", (unsigned long long)h);
-    return out;
-}
-
 static int find_or_add_attack(qb_report *r, const char *name, const char *norm) {
     for (int i = 0; i < r->n_attacks; i++)
         if (!strcmp(r->attacks[i], name) && !strcmp(r->norms[i], norm)) return i;
@@ -288,7 +270,7 @@ static int write_svgs(const qb_report *r, const char *dir) {
             if (sr->n) ch->n_series++;
         }
         char safe[256];
-        snprintf(fname, sizeof fname, "robust_%s_%s.svg", file_safe(r->attacks[a], safe, sizeof safe), r->norms[a]);
+        snprintf(fname, sizeof fname, "robust_%s_%s.svg", qb_file_safe_name(r->attacks[a], safe, sizeof safe), r->norms[a]);
         FILE *f = open_atomic(dir, fname, tmp, final);
         if (!f || svg_write_chart(f, ch) || close_atomic(f, tmp, final)) { free(ch); return qb_error(QB_EXIT_IO, "%s: write failed", final); }
     }
@@ -422,7 +404,7 @@ int qb_report_write(const qb_report *r, const char *dir, const char *const *sour
         md_write(f, t);
         for (int a = 0; a < r->n_attacks; a++) {
             char safe[256];
-            fprintf(f, "![%s](robust_%s_%s.svg)\n", r->attacks[a], file_safe(r->attacks[a], safe, sizeof safe), r->norms[a]);
+            fprintf(f, "![%s](robust_%s_%s.svg)\n", r->attacks[a], qb_file_safe_name(r->attacks[a], safe, sizeof safe), r->norms[a]);
         }
         fprintf(f, "\n");
     }

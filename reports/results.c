@@ -22,8 +22,7 @@ void qb_result_finish(qb_result *r) {
     strftime(r->timestamp, sizeof r->timestamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* CSV field: quoted when it holds a comma, quote or line break */
-static size_t put_field(char *dst, size_t cap, const char *s) {
+size_t qb_csv_field(char *dst, size_t cap, const char *s) {
     size_t o = 0;
     int quote = strpbrk(s, ",\"\r\n") != NULL;
     if (quote && o < cap) dst[o++] = '"';
@@ -33,6 +32,21 @@ static size_t put_field(char *dst, size_t cap, const char *s) {
     }
     if (quote && o < cap) dst[o++] = '"';
     return o;
+}
+
+const char *qb_file_safe_name(const char *name, char *out, size_t n) {
+    size_t o = 0;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const char *p = name; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    for (; *name && o + 1 < n; name++) {
+        char ch = *name;
+        if (ch == ']') continue;
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr("._+=-", ch);
+        out[o++] = ok ? ch : '_';
+    }
+    out[o] = 0;
+    if (o > 100 && n > 100) snprintf(out + 80, n - 80, "-%016llx", (unsigned long long)h);
+    return out;
 }
 
 static size_t format_row(char *buf, size_t cap, const qb_result *r) {
@@ -49,7 +63,7 @@ static size_t format_row(char *buf, size_t cap, const qb_result *r) {
     size_t o = 0;
     for (int i = 0; i < 19 && o < cap; i++) {
         if (i) buf[o++] = ',';
-        o += put_field(buf + o, cap - o, f[i]);
+        o += qb_csv_field(buf + o, cap - o, f[i]);
     }
     if (o < cap) buf[o++] = '\n';
     return o;

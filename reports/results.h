@@ -63,6 +63,15 @@ void qb_result_key(const qb_result *r, char *buf, size_t len);
 /* 1 if a row with the same key is present. */
 int qb_results_has(const qb_results *rs, const qb_result *r);
 
+/* One CSV field into dst (at most cap bytes, no NUL), quoted when it holds a comma, quote or
+ * line break (quotes doubled); returns the bytes written. */
+size_t qb_csv_field(char *dst, size_t cap, const char *s);
+
+/* A name (an attack's row name, an eps such as 4/255) as a file name: "worst:fgsm+pgd[steps=20]"
+ * -> "worst_fgsm+pgd_steps=20"; over 100 characters it keeps the first 80 and a hash of the
+ * whole, so distinct names give distinct files within the file-name limit. Returns out. */
+const char *qb_file_safe_name(const char *name, char *out, size_t n);
+
 /* Split one CSV line in place (RFC 4180 quotes) into at most maxf fields; the field count,
  * or -1 if malformed or more than maxf. */
 int qb_csv_split(char *line, char **fields, int maxf);
